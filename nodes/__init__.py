@@ -1,0 +1,20 @@
+"""ComfyUI nodes of the pack (V3 schema). Each module holds a few thin node classes that translate
+between ComfyUI types and the pure functions in ``engine``."""
+from __future__ import annotations
+
+from comfy_api.latest import ComfyExtension, io
+
+
+def all_nodes() -> list[type[io.ComfyNode]]:
+    """Every node class the pack provides, in menu order."""
+    nodes: list[type[io.ComfyNode]] = []
+    return nodes
+
+
+class FooocusInpaintExtension(ComfyExtension):
+    async def get_node_list(self) -> list[type[io.ComfyNode]]:
+        return all_nodes()
+
+
+async def comfy_entrypoint() -> FooocusInpaintExtension:
+    return FooocusInpaintExtension()
