@@ -7,8 +7,12 @@ from comfy_api.latest import ComfyExtension, io
 
 def all_nodes() -> list[type[io.ComfyNode]]:
     """Every node class the pack provides, in menu order."""
-    nodes: list[type[io.ComfyNode]] = []
-    return nodes
+    from .inpaint_nodes import ApplyFooocusInpaint, FooocusPasteBack, FooocusSampler, InpaintConditioning
+    from .loader_nodes import FooocusInpaintLoader
+    from .mask_nodes import MaskErodeDilate, OutpaintPad
+
+    return [FooocusInpaintLoader, MaskErodeDilate, OutpaintPad, InpaintConditioning, FooocusSampler,
+            ApplyFooocusInpaint, FooocusPasteBack]
 
 
 class FooocusInpaintExtension(ComfyExtension):

@@ -1,0 +1,47 @@
+"""Draw the bundled example image and mask (workflows/input/), deterministically, with numpy + PIL.
+
+The image is a simple synthetic landscape (sky gradient, hills, a lake, a house); the mask marks
+the house and its surroundings for repainting. Run with any Python that has numpy and Pillow.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+
+OUT = Path(__file__).resolve().parents[1] / "workflows" / "input"
+W, H = 768, 576
+
+
+def draw_image() -> Image.Image:
+    y = np.linspace(0, 1, H)[:, None]
+    sky = np.stack([110 + 90 * y, 160 + 70 * y, 235 + 10 * y], -1) * np.ones((1, W, 1))
+    img = Image.fromarray(np.clip(sky, 0, 255).astype(np.uint8))
+    d = ImageDraw.Draw(img)
+    d.ellipse([560, 60, 660, 160], fill=(255, 236, 170))
+    d.polygon([(0, 330), (180, 250), (360, 320), (540, 240), (768, 310), (768, 576), (0, 576)], fill=(86, 140, 72))
+    d.polygon([(0, 400), (260, 360), (520, 390), (768, 370), (768, 576), (0, 576)], fill=(70, 122, 58))
+    d.ellipse([40, 440, 420, 540], fill=(70, 120, 170))
+    d.rectangle([470, 300, 640, 420], fill=(196, 160, 120))
+    d.polygon([(455, 300), (555, 225), (655, 300)], fill=(150, 60, 50))
+    d.rectangle([540, 350, 575, 420], fill=(90, 60, 40))
+    d.rectangle([490, 320, 525, 350], fill=(200, 225, 240))
+    d.rectangle([595, 320, 628, 350], fill=(200, 225, 240))
+    return img.filter(ImageFilter.GaussianBlur(1.2))
+
+
+def draw_mask() -> Image.Image:
+    m = Image.new("L", (W, H), 0)
+    ImageDraw.Draw(m).rounded_rectangle([440, 210, 670, 435], radius=30, fill=255)
+    return m.convert("RGB")
+
+
+def main() -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    draw_image().save(OUT / "fooocus_inpaint_example.png", optimize=True)
+    draw_mask().save(OUT / "fooocus_inpaint_example_mask.png", optimize=True)
+
+
+if __name__ == "__main__":
+    main()
