@@ -39,3 +39,17 @@ def decoded_to_u8(decoded: torch.Tensor) -> np.ndarray:
     ``pytorch_to_numpy``: ``np.clip(255. * y, 0, 255).astype(np.uint8)``)."""
     y = decoded[0].detach().to("cpu", torch.float32).numpy()
     return np.clip(255.0 * y, 0, 255).astype(np.uint8)
+
+
+def fit_mask(mask_u8: np.ndarray, height: int, width: int, node: str) -> np.ndarray:
+    """Return the mask at ``height x width``: unchanged when it already is, else LANCZOS-resized (what
+    Fooocus does with an uploaded mask of another size), with a warning naming the node."""
+    if mask_u8.shape == (height, width):
+        return mask_u8
+    import logging
+
+    from ..engine.resize import lanczos_resize
+
+    logging.getLogger(__name__).warning("%s: mask %dx%d resized to the image size %dx%d (LANCZOS)", node,
+                                        mask_u8.shape[1], mask_u8.shape[0], width, height)
+    return lanczos_resize(np.ascontiguousarray(mask_u8), width, height)

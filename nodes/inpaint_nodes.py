@@ -16,9 +16,9 @@ from comfy_api.latest import io
 from ..engine import inpaint_prep
 from ..engine.masks import hwc3
 from .schema_util import advanced
-from .convert import decoded_to_u8, image_to_u8, mask_to_u8, u8_to_image, u8_to_mask
+from .convert import decoded_to_u8, fit_mask, image_to_u8, mask_to_u8, u8_to_image, u8_to_mask
 from .inpaint_model import SYNTHETIC_REFINER_SWITCH, fooocus_inpaint_model
-from .types import FooocusInpaintData, InpaintDataIO, InpaintPatchIO
+from .types import FooocusInpaintData, InpaintDataIO, InpaintPatchIO, PromptIO
 
 log = logging.getLogger(__name__)
 
@@ -105,11 +105,7 @@ class InpaintConditioning(io.ComfyNode):
             raise ValueError(f"fill: expected one of {FILL_MODES}, got {fill!r}")
         img = hwc3(image_to_u8(image))
         m = mask_to_u8(mask)
-        if m.shape != img.shape[:2]:
-            log.warning("Inpaint Conditioning: mask %s resized to the image size %s (LANCZOS)", m.shape[::-1], img.shape[1::-1])
-            from ..engine.resize import lanczos_resize
-
-            m = lanczos_resize(m, img.shape[1], img.shape[0])
+        m = fit_mask(m, img.shape[0], img.shape[1], "Inpaint Conditioning")
         use_fill = strength > 0.99 if fill == "auto" else fill == "fooocus_fill"
         if not np.any(m > 127):
             prep = inpaint_prep.passthrough(img, m) if hasattr(inpaint_prep, "passthrough") else img
@@ -137,8 +133,10 @@ class InpaintConditioning(io.ComfyNode):
 def _sampler_inputs(with_patch: bool = True) -> list:
     return [
         io.Model.Input("model", tooltip="The SDXL model (after any LoRAs)."),
-        io.Conditioning.Input("positive", tooltip="Positive conditioning."),
-        io.Conditioning.Input("negative", tooltip="Negative conditioning."),
+        io.Conditioning.Input("positive", optional=True,
+                              tooltip="Positive conditioning (or connect a Fooocus prompt to 'prompt')."),
+        io.Conditioning.Input("negative", optional=True,
+                              tooltip="Negative conditioning (or connect a Fooocus prompt to 'prompt')."),
         io.Vae.Input("vae", tooltip="The VAE used to decode the result (the one used for Inpaint Conditioning)."),
         InpaintDataIO.Input("inpaint", tooltip="From Inpaint Conditioning."),
         io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True,
@@ -174,6 +172,9 @@ class FooocusSampler(io.ComfyNode):
                 "(synthetic refiner) inside one sampler run. Pixels farther than 32 px from the mask stay unchanged."
             ),
             inputs=_sampler_inputs() + [
+                PromptIO.Input("prompt", optional=True,
+                               tooltip="A Fooocus prompt (styles, Fooocus V2 expansion): encoded per image with that "
+                                       "image's seed, as Fooocus does. Replaces positive/negative when connected."),
                 io.Int.Input("num_images", default=1, min=1, max=32,
                              tooltip="How many images; each uses seed + i and shares the pre-processing."),
                 advanced(io.Boolean.Input("disable_initial_latent", default=False,
@@ -188,11 +189,13 @@ class FooocusSampler(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, model, positive, negative, vae, inpaint: FooocusInpaintData, seed, steps, cfg, sampler_name,
-                scheduler, inpaint_patch=None, refiner_switch=SYNTHETIC_REFINER_SWITCH, num_images=1,
-                disable_initial_latent=False) -> io.NodeOutput:
+    def execute(cls, model, vae, inpaint: FooocusInpaintData, seed, steps, cfg, sampler_name, scheduler,
+                positive=None, negative=None, inpaint_patch=None, refiner_switch=SYNTHETIC_REFINER_SWITCH,
+                prompt=None, num_images=1, disable_initial_latent=False) -> io.NodeOutput:
         if not isinstance(inpaint, FooocusInpaintData):
             raise ValueError("inpaint: expected the output of Inpaint Conditioning (Fooocus)")
+        if prompt is None and (positive is None or negative is None):
+            raise ValueError("positive/negative: connect both conditionings, or a Fooocus prompt to 'prompt'")
         if not inpaint.active:
             full = u8_to_image(inpaint.meta["full_image"]).repeat(num_images, 1, 1, 1)
             empty = torch.zeros((num_images, 4, 1, 1))
@@ -202,6 +205,8 @@ class FooocusSampler(io.ComfyNode):
         images, latents, crops = [], [], []
         for i in range(num_images):
             seed_i = (seed + i) % (2**63)
+            if prompt is not None:
+                positive, negative = prompt.conditioning(seed_i)
             noise = comfy.sample.prepare_noise(base_latent, seed_i)
             callback = latent_preview.prepare_callback(patched, steps)
             samples = comfy.sample.sample(patched, noise, steps, cfg, sampler_name, scheduler, positive, negative,
@@ -272,3 +277,7 @@ class FooocusPasteBack(io.ComfyNode):
         out = [u8_to_image(inpaint_prep.finish_inpaint(inpaint.prep, decoded_to_u8(decoded[i:i + 1])))
                for i in range(decoded.shape[0])]
         return io.NodeOutput(torch.cat(out))
+
+
+MENU_ORDER = 30
+NODES = [InpaintConditioning, FooocusSampler, ApplyFooocusInpaint, FooocusPasteBack]

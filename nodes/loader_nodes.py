@@ -88,3 +88,7 @@ class FooocusInpaintLoader(io.ComfyNode):
         log.info("Fooocus inpaint: loaded head %s (%d channels) and patch %s (engine %s, %d weights)",
                  head, head_w.shape[0], patch, engine, len(patch_sd))
         return io.NodeOutput(FooocusInpaintPatch(head_w, patch_sd, engine, head, patch))
+
+
+MENU_ORDER = 10
+NODES = [FooocusInpaintLoader]

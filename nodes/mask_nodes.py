@@ -7,7 +7,7 @@ from comfy_api.latest import io
 
 from ..engine.masks import erode_or_dilate, hwc3
 from ..engine.outpaint import outpaint_pad
-from .convert import image_to_u8, mask_to_u8, u8_to_image, u8_to_mask
+from .convert import fit_mask, image_to_u8, mask_to_u8, u8_to_image, u8_to_mask
 
 CATEGORY = "inpaint/fooocus"
 SIDES = ("left", "right", "top", "bottom")
@@ -67,7 +67,8 @@ class OutpaintPad(io.ComfyNode):
                          "white (repaint) in the mask. Fooocus then inpaints the whole canvas (use respective field 1)."),
             inputs=[
                 io.Image.Input("image", tooltip="The image to extend (one image)."),
-                io.Mask.Input("mask", optional=True, tooltip="Optional existing repaint mask; padded with white."),
+                io.Mask.Input("mask", optional=True, tooltip="Optional existing repaint mask; padded with white. A mask of "
+                                                               "another size is resized to the image (LANCZOS)."),
                 *side_inputs,
             ],
             outputs=[
@@ -83,11 +84,14 @@ class OutpaintPad(io.ComfyNode):
             raise ValueError(f"image: expected one image, got a batch of {image.shape[0]}")
         img = hwc3(image_to_u8(image))
         m = mask_to_u8(mask) if mask is not None else np.zeros(img.shape[:2], np.uint8)
-        if m.shape != img.shape[:2]:
-            raise ValueError(f"mask: size {m.shape[1]}x{m.shape[0]} differs from the image's {img.shape[1]}x{img.shape[0]}")
+        m = fit_mask(m, img.shape[0], img.shape[1], "Outpaint Pad")
         flags = {"left": left, "right": right, "top": top, "bottom": bottom}
         pixels = {"left": left_pixels, "right": right_pixels, "top": top_pixels, "bottom": bottom_pixels}
         directions = [s for s in SIDES if flags[s]]
         distances = {s: int(pixels[s]) for s in directions if pixels[s] > 0}
         out_img, out_mask = outpaint_pad(img, m, directions, distances or None)
         return io.NodeOutput(u8_to_image(out_img), u8_to_mask(out_mask))
+
+
+MENU_ORDER = 20
+NODES = [MaskErodeDilate, OutpaintPad]

@@ -4,7 +4,8 @@ Run as a script with the host's Python (it imports ComfyUI from the host tree)::
 
     .host/venv/bin/python tests/harness/tiny_models.py --out DIR
 
-It writes a ComfyUI ``models`` layout under DIR:
+It writes a ComfyUI ``models`` layout under DIR (plus whatever the ``tiny_extra_*.py`` plug-ins in this
+folder add, e.g. tiny expansion or safety-checker weights):
 
 - ``checkpoints/tiny_sdxl.safetensors``: an SDXL-layout checkpoint (``model.diffusion_model.*``,
   ``conditioner.embedders.{0,1}.*``, ``first_stage_model.*`` with a TAESD-layout VAE) that the
@@ -29,8 +30,21 @@ import os
 import sys
 from pathlib import Path
 
-VERSION = "tiny-models-v1"
 HERE = Path(__file__).resolve().parent
+
+
+def _version() -> str:
+    """The cache key: a hash of every generator source (this file, the tiny config extension and the
+    ``tiny_extra_*.py`` plug-ins), so any change to how models are made regenerates them."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for p in sorted([Path(__file__).resolve(), HERE / "tiny_sdxl_ext" / "__init__.py", *HERE.glob("tiny_extra_*.py")]):
+        h.update(p.name.encode() + b"\0" + p.read_bytes())
+    return "tiny-models-" + h.hexdigest()[:12]
+
+
+VERSION = _version()
 REPO = HERE.parents[1]
 log = logging.getLogger("tiny_models")
 
@@ -192,6 +206,13 @@ def generate(out_dir: Path) -> dict[str, str]:
         torch.save(_patch_state(model, seed, cover), out_dir / "inpaint" / name)
     for name, (seed, rank, scale) in LORA_FILES.items():
         comfy.utils.save_torch_file(_lora_state_dict(model, clip, seed, rank, scale), str(out_dir / "loras" / name))
+    # plug-ins: tests/harness/tiny_extra_<topic>.py, each with generate(out_dir, model, clip, vae)
+    import importlib
+
+    for plug in sorted(HERE.glob("tiny_extra_*.py")):
+        mod = importlib.import_module(plug.stem)
+        log.info("tiny models: %s", plug.stem)
+        mod.generate(out_dir, model, clip, vae)
     (out_dir / "VERSION").write_text(VERSION)
     files = sorted(p for p in out_dir.rglob("*") if p.is_file())
     return {str(p.relative_to(out_dir)): str(p) for p in files}

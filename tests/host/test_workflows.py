@@ -1,0 +1,66 @@
+"""Shipped workflows: generated from one source, valid against the running server's node definitions."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from inpaint_support import WORKFLOWS
+
+UI_FILES = sorted(WORKFLOWS.glob("*.json"))
+FRONTEND_ONLY = {"Note", "MarkdownNote", "PrimitiveNode", "Reroute"}
+
+
+def test_every_workflow_has_an_api_twin():
+    assert UI_FILES, "no UI workflows shipped"
+    assert {p.stem for p in UI_FILES} == {p.stem for p in (WORKFLOWS / "api").glob("*.json")}
+
+
+def test_generated_files_are_up_to_date(comfy):
+    from engine.workflow_graphs import render_workflow_files
+
+    files = render_workflow_files(comfy.object_info())
+    stale = [rel for rel, text in files.items() if (WORKFLOWS / rel).read_text(encoding="utf-8") != text]
+    assert not stale, f"regenerate with scripts/build_workflows.py: {stale}"
+    assert set(files) == {p.name for p in UI_FILES} | {f"api/{p.name}" for p in (WORKFLOWS / 'api').glob('*.json')}
+
+
+@pytest.mark.parametrize("path", UI_FILES, ids=lambda p: p.stem)
+def test_ui_workflow_validates_against_object_info(comfy, path):
+    from engine.ui_workflow import input_layout
+
+    info = comfy.object_info()
+    wf = json.loads(path.read_text())
+    nodes = {n["id"]: n for n in wf["nodes"]}
+    assert wf["last_node_id"] >= max(nodes)
+    for n in wf["nodes"]:
+        if n["type"] in FRONTEND_ONLY:
+            continue
+        assert n["type"] in info, f"{path.name}: unknown node type {n['type']}"
+        sockets, widgets = input_layout(info[n["type"]])
+        extra = sum(1 for _, o in widgets if o.get("control_after_generate")) + any(o.get("image_upload") for _, o in widgets)
+        assert len(n["widgets_values"]) == len(widgets) + extra, f"{path.name}: widget count of {n['type']}"
+        values = iter(n["widgets_values"])
+        for name, opts in widgets:
+            value = next(values)
+            if opts.get("control_after_generate"):
+                assert next(values) in ("fixed", "randomize", "increment", "decrement")
+            spec = info[n["type"]]["input"].get("required", {}).get(name) or info[n["type"]]["input"]["optional"][name]
+            options = spec[0] if isinstance(spec[0], list) else (spec[1].get("options") if spec[0] == "COMBO" else None)
+            if options is not None and name not in ("ckpt_name", "image", "head", "patch"):
+                assert value in options, f"{path.name}: {n['type']}.{name}={value!r} not in its options"
+        required = {k for k, s in info[n["type"]]["input"].get("required", {}).items()
+                    if k in {s_name for s_name, _ in sockets}}
+        linked = {i["name"] for i in n["inputs"] if i.get("link") is not None}
+        assert required <= linked, f"{path.name}: {n['type']} has unconnected required inputs {required - linked}"
+    for link_id, src, src_slot, dst, dst_slot, typ in wf["links"]:
+        assert info[nodes[src]["type"]]["output"][src_slot] == typ
+        target = nodes[dst]["inputs"][dst_slot]
+        assert target["link"] == link_id and target["type"] == typ, f"{path.name}: link {link_id} type mismatch"
+    assert len(wf["links"]) == wf["last_link_id"]
+
+
+def test_template_browser_lists_the_workflows(comfy):
+    listed = comfy.get_json("/workflow_templates")
+    names = next(v for k, v in listed.items() if "fooocus" in k.lower())
+    assert sorted(names) == sorted(p.stem for p in UI_FILES)
