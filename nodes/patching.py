@@ -66,7 +66,7 @@ def add_inpaint_patch(model, patch: dict[str, PatchEntry], strength: float = 1.0
     if unmatched:
         log.warning("Fooocus inpaint patch: %d of %d weights have no counterpart in the model (first: %s)",
                     len(unmatched), len(patch), unmatched[0])
-    m.add_patches({mk: FooocusU8Delta(patch[pk]) for pk, mk in matched.items()}, strength)
+    m.add_patches({mk: FooocusU8Delta(PatchEntry(*patch[pk])) for pk, mk in matched.items()}, strength)
     return m
 
 

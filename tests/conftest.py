@@ -82,7 +82,7 @@ def comfy_server(tiny_models_dir, tmp_path_factory):
     import comfy_host
 
     base = comfy_host.make_base_dir(tmp_path_factory.mktemp("comfy_base"), [tiny_models_dir], [comfy_host.TINY_EXT])
-    server = comfy_host.ComfyServer(base)
+    server = comfy_host.ComfyServer(base, extra_args=["--preview-method", "latent2rgb"])
     server.start()
     yield server
     server.stop()

@@ -144,6 +144,7 @@ class RunResult:
     events: list = field(default_factory=list)
     images: list = field(default_factory=list)   # [(node_id, filename, png/jpeg bytes)]
     error: dict | None = None
+    previews: int = 0                            # binary /ws frames (latent previews) received
 
     def progress(self) -> list[tuple[int, int]]:
         return [(d["value"], d["max"]) for e, d in self.events if e == "progress"]
@@ -227,6 +228,7 @@ class ComfyClient:
 
         ws_url = self.url.replace("http", "ws", 1) + f"/ws?clientId={self.client_id}"
         events = []
+        previews = 0
         async with aiohttp.ClientSession() as session:
             async with session.ws_connect(ws_url, max_msg_size=0) as ws:
                 prompt_id = await asyncio.to_thread(self.queue_prompt, prompt)
@@ -240,7 +242,9 @@ class ComfyClient:
                     if msg.type != aiohttp.WSMsgType.TEXT:
                         if msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
                             raise ConnectionError("ComfyUI closed the websocket")
-                        continue  # binary preview frames
+                        if msg.type == aiohttp.WSMsgType.BINARY:
+                            previews += 1  # latent preview frames
+                        continue
                     data = json.loads(msg.data)
                     event, payload = data.get("type"), data.get("data", {})
                     if payload.get("prompt_id", prompt_id) != prompt_id:
@@ -259,7 +263,7 @@ class ComfyClient:
                 for img in out.get("images", []):
                     data = await asyncio.to_thread(self.view, img["filename"], img.get("subfolder", ""), img.get("type", "output"))
                     images.append((node_id, img["filename"], data))
-        return RunResult(prompt_id, status, hist, events, images, error)
+        return RunResult(prompt_id, status, hist, events, images, error, previews)
 
     def _wait_history(self, prompt_id: str, timeout: float = 30) -> dict:
         deadline = time.monotonic() + timeout
@@ -288,6 +292,9 @@ class InProcessHost:
         import folder_paths  # reads args.base_directory at import: models, custom_nodes, input, output
 
         assert folder_paths.base_path == str(self.base_dir), folder_paths.base_path
+        # ComfyUI's nodes.py puts ComfyUI/comfy first on sys.path, after which ``utils`` would resolve to
+        # comfy/utils.py; main.py imports the top-level ``utils`` package before that, so do the same.
+        import utils.install_util  # noqa: F401
         import execution
         import nodes
 

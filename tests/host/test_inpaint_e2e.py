@@ -54,6 +54,7 @@ def test_shipped_api_workflow_runs_and_keeps_far_pixels(comfy, uploaded, name):
     near = ~far
     assert not np.array_equal(out[near], canvas[near]), "nothing was repainted"
     assert res.progress()[-1] == (4, 4)
+    assert res.previews >= 4, "no latent previews during sampling"
 
 
 def test_same_seed_same_bytes_and_seed_matters(comfy, uploaded):
