@@ -206,7 +206,7 @@ class FooocusSampler(io.ComfyNode):
         for i in range(num_images):
             seed_i = (seed + i) % (2**63)
             if prompt is not None:
-                positive, negative = prompt.conditioning(seed_i)
+                positive, negative = prompt.conditioning(seed_i, image_index=i)
             noise = comfy.sample.prepare_noise(base_latent, seed_i)
             callback = latent_preview.prepare_callback(patched, steps)
             samples = comfy.sample.sample(patched, noise, steps, cfg, sampler_name, scheduler, positive, negative,

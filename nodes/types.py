@@ -8,7 +8,7 @@ from comfy_api.latest import io
 
 InpaintPatchIO = io.Custom("FOOOCUS_INPAINT_PATCH")
 InpaintDataIO = io.Custom("FOOOCUS_INPAINT")
-# A per-image prompt: an object with ``conditioning(seed: int) -> (positive, negative)`` (ComfyUI
+# A per-image prompt: an object with ``conditioning(seed, image_index=0) -> (positive, negative)`` (ComfyUI
 # CONDITIONING lists), so Fooocus's per-image parts (task seed, Random Style, Fooocus V2 expansion)
 # follow the seed of each image. Made by the prompt nodes; consumed by Fooocus Sampler.
 PromptIO = io.Custom("FOOOCUS_PROMPT")
