@@ -3,10 +3,18 @@
 ComfyUI imports this package from ``custom_nodes/``. Importing it only registers the model folders
 the pack reads (see :mod:`.nodes.model_folders`); nodes are handed to ComfyUI through the V3 entry
 point :func:`comfy_entrypoint`. Nothing is downloaded and no ComfyUI function is replaced.
+
+Outside ComfyUI (``python -m <this folder> ...``, the headless client) there is no host to register
+with, and only the command-line client is available.
 """
-from .nodes import comfy_entrypoint
-from .nodes.model_folders import register_model_folders
+try:
+    import folder_paths  # noqa: F401  (only importable inside a ComfyUI process)
+except ImportError:  # imported by the command-line client, outside ComfyUI
+    __all__: list[str] = []
+else:
+    from .nodes import comfy_entrypoint
+    from .nodes.model_folders import register_model_folders
 
-register_model_folders()
+    register_model_folders()
 
-__all__ = ["comfy_entrypoint"]
+    __all__ = ["comfy_entrypoint"]
