@@ -23,9 +23,15 @@ def uploaded(comfy_server):
     return decode(EXAMPLE_IMAGE), decode(EXAMPLE_MASK)[..., 0]
 
 
-def run_ok(comfy, graph):
+def run_ok(comfy, graph, must_execute: str | None = None):
+    """Run a graph; with ``must_execute`` (a class_type), assert ComfyUI really ran that node instead of
+    answering from its cache (a re-queued identical node is otherwise not executed again)."""
     res = comfy.run(graph)
     assert res.status == "success", res.error
+    if must_execute:
+        cached = {n for e, d in res.events if e == "execution_cached" for n in d.get("nodes", [])}
+        ids = {k for k, v in graph.items() if v["class_type"] == must_execute}
+        assert ids and not (ids & cached), f"{must_execute} was answered from the cache"
     return res
 
 
@@ -59,12 +65,14 @@ def test_shipped_api_workflow_runs_and_keeps_far_pixels(comfy, uploaded, name):
 
 def test_same_seed_same_bytes_and_seed_matters(comfy, uploaded):
     graph = with_tiny(load_api_workflow("fooocus_inpaint_default"), **FAST)
-    a = run_ok(comfy, graph).images[0][2]
-    graph["1"]["inputs"]["ckpt_name"] = graph["1"]["inputs"]["ckpt_name"]  # unchanged graph, re-queued
-    b = run_ok(comfy, with_tiny(graph, SaveImage={"filename_prefix": "again"})).images[0][2]
-    assert decode(a).tobytes() == decode(b).tobytes()
-    c = run_ok(comfy, with_tiny(graph, FooocusInpaint_Sampler={"seed": 1234, "steps": 4})).images[0][2]
+    a = run_ok(comfy, graph, must_execute="FooocusInpaint_Sampler").images[0][2]
+    c = run_ok(comfy, with_tiny(graph, FooocusInpaint_Sampler={"seed": 1234, "steps": 4}),
+               must_execute="FooocusInpaint_Sampler").images[0][2]
     assert not np.array_equal(decode(a), decode(c))
+    # the same seed again (another prompt ran in between, so the sampler really runs again)
+    b = run_ok(comfy, with_tiny(graph, SaveImage={"filename_prefix": "again"}),
+               must_execute="FooocusInpaint_Sampler").images[0][2]
+    assert decode(a).tobytes() == decode(b).tobytes()
 
 
 def test_num_images_use_consecutive_seeds(comfy, uploaded):
@@ -90,9 +98,10 @@ def txt2img(seed=3, prefix="iso"):
 
 
 def test_isolation_plain_ksampler_unchanged_by_inpaint(comfy, uploaded):
-    before = decode(run_ok(comfy, txt2img(prefix="iso_before")).images[0][2])
-    run_ok(comfy, with_tiny(load_api_workflow("fooocus_inpaint_default"), FooocusInpaint_Sampler={"steps": 3, "seed": 99}))
-    after = decode(run_ok(comfy, txt2img(prefix="iso_after")).images[0][2])
+    before = decode(run_ok(comfy, txt2img(prefix="iso_before"), must_execute="KSampler").images[0][2])
+    run_ok(comfy, with_tiny(load_api_workflow("fooocus_inpaint_default"), FooocusInpaint_Sampler={"steps": 3, "seed": 99}),
+           must_execute="FooocusInpaint_Sampler")
+    after = decode(run_ok(comfy, txt2img(prefix="iso_after"), must_execute="KSampler").images[0][2])
     assert np.array_equal(before, after)
 
 
