@@ -509,6 +509,10 @@ def test_server_inpaint_extreme_speed_and_isolation(comfy):
     assert not np.array_equal(out[~far], image[~far])
     assert res.progress()[-1] == (4, 4)
 
-    res = comfy.run(_txt2img("gen_iso_after"))
+    after_graph = _txt2img("gen_iso_after")
+    res = comfy.run(after_graph)
     assert res.status == "success", res.error
+    cached = {n for e, d in res.events if e == "execution_cached" for n in d.get("nodes", [])}
+    ksampler = {k for k, v in after_graph.items() if v["class_type"] == "KSampler"}
+    assert ksampler and not (ksampler & cached), "the plain KSampler was answered from the cache"
     assert decode(res.images[0][2]).tobytes() == decode(before).tobytes()
