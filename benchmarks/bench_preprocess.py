@@ -11,6 +11,7 @@ prints the speed-ups.  Times are the minimum over the repeats (the machine may b
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -171,6 +172,9 @@ def main() -> int:
     print(f"torch {torch.__version__}, torch threads {torch.get_num_threads()}, "
           f"numpy {np.__version__}, Pillow {Image.__version__}; min of {args.repeats} runs "
           f"(baseline fill: {args.fill_repeats}); k={K}, dilate={DILATE}, identity upscaler")
+    # engine fill: numpy only, split over 2 threads only while the machine is idle
+    print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores; "
+          f"engine fill threads now: {fill._threads()}")
     all_same = True
     for size in (1024, 2048):
         for kind in ("blob", "full"):
