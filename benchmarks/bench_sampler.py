@@ -33,7 +33,7 @@ def main() -> int:
     cache = comfy_host.HOST / "cache" / tiny_models.VERSION
     subprocess.run([sys.executable, str(REPO / "tests/harness/tiny_models.py"), "--out", str(cache)], check=True,
                    stdout=subprocess.DEVNULL)
-    base = comfy_host.make_base_dir(Path(tempfile.mkdtemp()), [cache], [comfy_host.TINY_EXT])
+    base = comfy_host.make_base_dir(Path(tempfile.mkdtemp()), [cache], comfy_host.TINY_EXTS)
     comfy_host.InProcessHost(base)
     import logging
 

@@ -26,7 +26,7 @@ def main() -> int:
     cache = comfy_host.HOST / "cache" / tiny_models.VERSION
     subprocess.run([sys.executable, str(REPO / "tests/harness/tiny_models.py"), "--out", str(cache)], check=True,
                    stdout=subprocess.DEVNULL)
-    comfy_host.InProcessHost(comfy_host.make_base_dir(Path(tempfile.mkdtemp()), [cache], [comfy_host.TINY_EXT]))
+    comfy_host.InProcessHost(comfy_host.make_base_dir(Path(tempfile.mkdtemp()), [cache], comfy_host.TINY_EXTS))
     import nodes
 
     model, clip, vae = nodes.CheckpointLoaderSimple().load_checkpoint("tiny_sdxl.safetensors")[:3]

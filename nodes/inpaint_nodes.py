@@ -155,7 +155,8 @@ def _sampler_inputs(with_patch: bool = True) -> list:
                                      "(Improve Detail mode): no head, no patch, no synthetic refiner."),
         advanced(io.Float.Input("refiner_switch", default=SYNTHETIC_REFINER_SWITCH, min=0.0, max=1.0, step=0.01,
                        tooltip="Synthetic refiner: after this fraction of the steps the model without the inpaint "
-                               "patch and head finishes the image (Fooocus: 0.8). 1.0 = off. Only with an inpaint_patch.")),
+                               "patch and head finishes the image (Fooocus: 0.8). 1.0 = off. Only with an inpaint_patch. "
+                               "Not used when the MODEL comes from Fooocus Refiner (a real refiner replaces it).")),
     ]
 
 
@@ -244,7 +245,8 @@ class ApplyFooocusInpaint(io.ComfyNode):
                 InpaintPatchIO.Input("inpaint_patch", optional=True,
                                      tooltip="From Fooocus Inpaint Loader; unconnected = engine 'None' (blending only)."),
                 advanced(io.Float.Input("refiner_switch", default=SYNTHETIC_REFINER_SWITCH, min=0.0, max=1.0, step=0.01,
-                               tooltip="Synthetic refiner switch (fraction of the steps); 1.0 = off.")),
+                               tooltip="Synthetic refiner switch (fraction of the steps); 1.0 = off. Not used when the MODEL "
+                                       "comes from Fooocus Refiner (a real refiner replaces the synthetic one).")),
             ],
             outputs=[io.Model.Output(display_name="model", tooltip="The patched model (a clone; the input is unchanged).")],
         )

@@ -26,7 +26,7 @@ def main(argv=None) -> int:
     subprocess.run([sys.executable, str(REPO / "tests" / "harness" / "tiny_models.py"), "--out", str(cache)],
                    check=True, stdout=subprocess.DEVNULL)
     with tempfile.TemporaryDirectory() as tmp:
-        base = comfy_host.make_base_dir(Path(tmp), [cache], [comfy_host.TINY_EXT])
+        base = comfy_host.make_base_dir(Path(tmp), [cache], comfy_host.TINY_EXTS)
         with comfy_host.ComfyServer(base) as server:
             info = server.client().object_info()
     files = render_workflow_files(info)

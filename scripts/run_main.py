@@ -89,7 +89,7 @@ def main(argv=None) -> int:
         if node["class_type"] == "LoadImageMask":
             node["inputs"]["image"] = ns.mask.name
 
-    extra = [comfy_host.TINY_EXT] if tiny else []
+    extra = comfy_host.TINY_EXTS if tiny else []
     with tempfile.TemporaryDirectory(prefix="fooocus_host_") as tmp:
         base = comfy_host.make_base_dir(Path(tmp), model_dirs, extra)
         t0 = time.monotonic()

@@ -81,7 +81,7 @@ def comfy_server(tiny_models_dir, tmp_path_factory):
     models; yields the :class:`comfy_host.ComfyServer`."""
     import comfy_host
 
-    base = comfy_host.make_base_dir(tmp_path_factory.mktemp("comfy_base"), [tiny_models_dir], [comfy_host.TINY_EXT])
+    base = comfy_host.make_base_dir(tmp_path_factory.mktemp("comfy_base"), [tiny_models_dir], comfy_host.TINY_EXTS)
     server = comfy_host.ComfyServer(base, extra_args=["--preview-method", "latent2rgb"])
     server.start()
     yield server
@@ -101,5 +101,5 @@ def inprocess_host(tiny_models_dir, tmp_path_factory):
     """ComfyUI imported into the test process (no HTTP), with this pack and the tiny models."""
     import comfy_host
 
-    base = comfy_host.make_base_dir(tmp_path_factory.mktemp("comfy_inproc"), [tiny_models_dir], [comfy_host.TINY_EXT])
+    base = comfy_host.make_base_dir(tmp_path_factory.mktemp("comfy_inproc"), [tiny_models_dir], comfy_host.TINY_EXTS)
     return comfy_host.InProcessHost(base)

@@ -36,6 +36,8 @@ HOST = Path(os.environ.get("FOOOCUS_HOST_DIR", REPO / ".host"))
 COMFY_DIR = HOST / "ComfyUI"
 PACK_LINK_NAME = "comfyui-fooocus-inpaint"
 TINY_EXT = Path(__file__).resolve().parent / "tiny_sdxl_ext"
+TINY_SD15_EXT = Path(__file__).resolve().parent / "tiny_sd15_ext"
+TINY_EXTS = [TINY_EXT, TINY_SD15_EXT]  # test-only model configs (tiny SDXL, tiny SD1.5)
 MODEL_SUBDIRS = ("checkpoints", "inpaint", "loras", "upscale_models", "controlnet", "clip_vision", "vae_approx",
                  "styles", "prompt_expansion", "safety_checker")
 

@@ -34,12 +34,12 @@ HERE = Path(__file__).resolve().parent
 
 
 def _version() -> str:
-    """The cache key: a hash of every generator source (this file, the tiny config extension and the
+    """The cache key: a hash of every generator source (this file, the tiny config extensions and the
     ``tiny_extra_*.py`` plug-ins), so any change to how models are made regenerates them."""
     import hashlib
 
     h = hashlib.sha256()
-    for p in sorted([Path(__file__).resolve(), HERE / "tiny_sdxl_ext" / "__init__.py", *HERE.glob("tiny_extra_*.py")]):
+    for p in sorted([Path(__file__).resolve(), *HERE.glob("tiny_*_ext/__init__.py"), *HERE.glob("tiny_extra_*.py")]):
         h.update(p.name.encode() + b"\0" + p.read_bytes())
     return "tiny-models-" + h.hexdigest()[:12]
 
