@@ -5,8 +5,8 @@ reads each node's widget order from the server's ``/object_info`` (passed in as 
 in ``input_order`` (required, then optional) that are widgets (INT, FLOAT, STRING, BOOLEAN, COMBO or
 an options list, without ``forceInput``), plus the extra value the editor keeps after a widget with
 ``control_after_generate`` and the trailing ``upload`` value of image-upload nodes. Everything else
-is a socket. Layout is a simple left-to-right placement by graph depth, with one group per
-``Graph.groups`` title and an optional Note node.
+is a socket. Layout: one column per ``Graph.groups`` title, left to right in graph order, with an
+optional Note node below.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from .api_graph import Graph
 
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 FRONTEND_ONLY_NODES = {"Note", "MarkdownNote", "PrimitiveNode", "Reroute"}
-COL_W, GAP_X, GAP_Y, ROW_H, HEAD_H = 360, 60, 50, 26, 36
+COL_W, GAP_X, GAP_Y, ROW_H, HEAD_H, PREVIEW_H = 360, 60, 50, 26, 36, 260
 GROUP_COLORS = ["#3f789e", "#8A8", "#b58b2a", "#a1309b", "#88A", "#b06634"]
 
 
@@ -97,16 +97,22 @@ def to_ui_workflow(graph: Graph, object_info: dict, note: str | None = None) -> 
                 node_out_links[(src, src_slot)].append(link_id)
     link_by_target = {(l[3], l[4]): l[0] for l in links}
 
-    columns = defaultdict(list)
+    # layout: one column per group (ordered by the group's shallowest node, then first id), nodes stacked
+    # in id order inside it; ungrouped nodes get a column per graph depth after the groups
+    blocks: dict[str, list[str]] = defaultdict(list)
     for nid in node_ids:
-        columns[depths[nid]].append(nid)
+        blocks[graph.groups.get(nid) or f"\0depth{depths[nid]:04d}"].append(nid)
+    block_order = sorted(blocks, key=lambda b: (b.startswith("\0"), min(depths[n] for n in blocks[b]),
+                                                min(int(n) for n in blocks[b])))
     pos, size = {}, {}
-    for col, nids in sorted(columns.items()):
+    for col, block in enumerate(block_order):
         y = 0
-        for nid in nids:
+        for nid in blocks[block]:
             info, sockets, widgets = layouts[nid]
             rows = max(len(sockets), len(info.get("output", []))) + len(widgets)
             h = HEAD_H + ROW_H * max(rows, 1) + 20
+            if any(o.get("image_upload") for _, o in widgets) or info.get("output_node"):
+                h += PREVIEW_H  # the editor shows the loaded / saved image inside the node
             pos[nid] = [col * (COL_W + GAP_X), y]
             size[nid] = [COL_W - 20, h]
             y += h + GAP_Y

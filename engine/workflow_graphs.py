@@ -79,11 +79,11 @@ def inpaint_graph(o: InpaintGraphOptions = InpaintGraphOptions()) -> Graph:
     neg = g.add("CLIPTextEncode", "Negative prompt", "Prompt", text=o.negative_prompt, clip=ckpt.out(1))
     image = g.add("LoadImage", "Image", "Image and mask", image=o.image)
     mask = g.add("LoadImageMask", "Mask (white = repaint)", "Image and mask", image=o.mask, channel="red")
-    mask = g.add("FooocusInpaint_MaskErodeDilate", "Mask Erode / Dilate", "Image and mask", mask=mask.out(0),
+    mask = g.add("FooocusInpaint_MaskErodeDilate", "Mask Erode / Dilate", "Mask and canvas", mask=mask.out(0),
                  amount=int(o.erode_or_dilate), invert=bool(o.invert_mask))
     sides = {s: s in o.outpaint for s in ("left", "right", "top", "bottom")}
     pixels = {f"{s}_pixels": int(o.outpaint_pixels.get(s, 0)) for s in ("left", "right", "top", "bottom")}
-    pad = g.add("FooocusInpaint_OutpaintPad", "Outpaint Pad", "Image and mask", image=image.out(0), mask=mask.out(0),
+    pad = g.add("FooocusInpaint_OutpaintPad", "Outpaint Pad", "Mask and canvas", image=image.out(0), mask=mask.out(0),
                 **sides, **pixels)
     cond = g.add("FooocusInpaint_InpaintConditioning", "Inpaint Conditioning", "Inpaint", image=pad.out(0),
                  mask=pad.out(1), vae=ckpt.out(2), respective_field=o.respective_field, strength=o.strength,
