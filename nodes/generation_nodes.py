@@ -25,6 +25,7 @@ import folder_paths
 from comfy_api.latest import io
 
 from ..engine import performance as perf
+from ..engine.model_manifest import missing_model_message
 from ..engine.lora_match import MAX_UNMATCHED_KEYS, is_model_mismatch, unmatched_lora_keys
 from .guidance_hooks import GuidanceSettings, apply_fooocus_guidance
 from .schema_util import advanced
@@ -91,8 +92,7 @@ def load_lora_file(name: str, what: str) -> dict:
     """The LoRA state dict of ``name`` in the ``loras`` folder (safe load, small LRU cache)."""
     path = folder_paths.get_full_path("loras", name) if name else None
     if path is None:
-        raise ValueError(f"{what}: LoRA file {name!r} not found in the 'loras' model folder ({_lora_folders()}); "
-                         "put the file there (Fooocus downloads its LoRAs to models/loras)")
+        raise ValueError(f"{what}: LoRA " + missing_model_message(name or "", [_lora_folders()]))
     st = os.stat(path)
     key = (path, st.st_mtime_ns, st.st_size)
     if key in _LORA_CACHE:

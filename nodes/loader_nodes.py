@@ -10,6 +10,7 @@ from comfy_api.latest import io
 
 from ..engine.inpaint_head import load_inpaint_head
 from ..engine.inpaint_patch import engine_version_from_filename, load_inpaint_patch
+from ..engine.model_manifest import missing_model_message
 from .types import FooocusInpaintPatch, InpaintPatchIO
 
 log = logging.getLogger(__name__)
@@ -43,9 +44,7 @@ def _cached(kind: str, path: str, loader):
 def _resolve(name: str, what: str) -> str:
     path = folder_paths.get_full_path("inpaint", name) if name else None
     if path is None:
-        folders = folder_paths.get_folder_paths("inpaint")
-        raise ValueError(f"{what}: file {name!r} not found in the 'inpaint' model folder ({', '.join(folders)}); "
-                         "Fooocus's files are fooocus_inpaint_head.pth and inpaint_v26.fooocus.patch")
+        raise ValueError(f"{what}: " + missing_model_message(name, folder_paths.get_folder_paths("inpaint")))
     return path
 
 

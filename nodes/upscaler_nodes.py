@@ -7,6 +7,7 @@ import comfy.utils
 import folder_paths
 from comfy_api.latest import io
 
+from ..engine.model_manifest import missing_model_message
 from ..engine.upscaler_keys import is_fooocus_upscaler, rename_fooocus_upscaler_keys
 
 log = logging.getLogger(__name__)
@@ -41,8 +42,7 @@ class FooocusUpscalerLoader(io.ComfyNode):
 
         path = folder_paths.get_full_path("upscale_models", model_name)
         if path is None:
-            raise ValueError(f"model_name: {model_name!r} not found in models/upscale_models "
-                             f"({', '.join(folder_paths.get_folder_paths('upscale_models'))})")
+            raise ValueError("model_name: " + missing_model_message(model_name, folder_paths.get_folder_paths("upscale_models")))
         sd = comfy.utils.load_torch_file(path, safe_load=True)
         if is_fooocus_upscaler(sd):
             sd = rename_fooocus_upscaler_keys(sd)
