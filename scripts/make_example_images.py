@@ -1,4 +1,5 @@
-"""Draw the bundled example image and mask (workflows/input/), deterministically, with numpy + PIL.
+"""Draw the bundled example image and mask (workflows/input/) and the workflow thumbnails
+(workflows/*.jpg), deterministically, with numpy + PIL.
 
 The image is a simple synthetic landscape (sky gradient, hills, a lake, a house); the mask marks
 the house and its surroundings for repainting. Run with any Python that has numpy and Pillow.
@@ -37,10 +38,35 @@ def draw_mask() -> Image.Image:
     return m.convert("RGB")
 
 
+
+
+def thumbnails() -> None:
+    """Template-browser thumbnails (workflows/<name>.jpg): the example image with what each workflow
+    repaints tinted, drawn from the same example image and mask."""
+    from PIL import ImageOps
+
+    img, mask = draw_image(), draw_mask().convert("L")
+    tint = Image.new("RGB", img.size, (255, 70, 160))
+
+    def overlay(base: Image.Image, m: Image.Image) -> Image.Image:
+        return Image.composite(Image.blend(base, tint.resize(base.size), 0.45), base, m)
+
+    wf = OUT.parent
+    overlay(img, mask).save(wf / "fooocus_inpaint_default.jpg", quality=85)
+    side = int(W * 0.3)
+    padded = ImageOps.expand(img, border=(side, 0, side, 0), fill=(128, 128, 128))
+    pm = ImageOps.expand(Image.new("L", img.size, 0), border=(side, 0, side, 0), fill=255)
+    overlay(padded, pm).resize((W, int(H * W / padded.width))).save(wf / "fooocus_outpaint_left_right.jpg", quality=85)
+    detail = img.crop((400, 180, 710, 470)).resize((W, H), Image.LANCZOS)
+    detail.save(wf / "fooocus_improve_detail.jpg", quality=85)
+    overlay(img, mask).convert("L").convert("RGB").save(wf / "fooocus_modify_content.jpg", quality=85)
+
+
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     draw_image().save(OUT / "fooocus_inpaint_example.png", optimize=True)
     draw_mask().save(OUT / "fooocus_inpaint_example_mask.png", optimize=True)
+    thumbnails()
 
 
 if __name__ == "__main__":

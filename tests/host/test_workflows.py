@@ -16,6 +16,16 @@ def test_every_workflow_has_an_api_twin():
     assert {p.stem for p in UI_FILES} == {p.stem for p in (WORKFLOWS / "api").glob("*.json")}
 
 
+def test_every_workflow_has_a_thumbnail():
+    from PIL import Image
+
+    for p in UI_FILES:
+        thumb = p.with_suffix(".jpg")
+        assert thumb.is_file(), f"no template-browser thumbnail for {p.name}"
+        with Image.open(thumb) as im:
+            assert im.format == "JPEG" and min(im.size) >= 128
+
+
 def test_generated_files_are_up_to_date(comfy):
     from engine.workflow_graphs import render_workflow_files
 
