@@ -2,8 +2,8 @@
 
 Runs in-process on the tiny SDXL (real ComfyUI 0.3.75 code path) and prints a table: median time of
 the sampling call for ComfyUI's KSampler path (comfy.sample.sample on the plain model) and for the
-Fooocus paths (blending only = engine None; blending + patch + head + synthetic refiner switch),
-with their ratio. Decode and paste-back are excluded (the same VAE work either way).
+Fooocus paths (blending only = engine None; blending + patch + head + synthetic refiner switch;
+Fooocus Guidance = sharpness + ADM + adaptive CFG; everything together), with their ratio. Decode and paste-back are excluded (the same VAE work either way).
 
     .host/venv/bin/python benchmarks/bench_sampler.py [--size 1024] [--steps 8] [--repeats 5]
 """
@@ -56,10 +56,14 @@ def main() -> int:
                               latent_mask=lmask, strength=1.0)
     patch = pack.nodes.loader_nodes.FooocusInpaintLoader.execute("fooocus_inpaint_head.pth",
                                                                  "inpaint_v26.fooocus.patch").result[0]
+    gh = pack.nodes.guidance_hooks
+    guided = gh.apply_fooocus_guidance(model, gh.GuidanceSettings(sharpness=2.0))
     variants = {
         "KSampler (plain model)": model,
         "Fooocus, engine None (blending)": pack.nodes.inpaint_model.fooocus_inpaint_model(model, data, None),
         "Fooocus, v2.6 patch + head + refiner switch": pack.nodes.inpaint_model.fooocus_inpaint_model(model, data, patch),
+        "KSampler + Fooocus Guidance (sharpness 2, ADM, adaptive CFG)": guided,
+        "Fooocus v2.6 + Guidance (everything on)": pack.nodes.inpaint_model.fooocus_inpaint_model(guided, data, patch),
     }
 
     def run(m, seed):
@@ -78,11 +82,11 @@ def main() -> int:
     base_t = statistics.median(times["KSampler (plain model)"])
     print(f"\nSampling {ns.steps} steps at {ns.size}x{ns.size} (latent {h}x{w}), tiny SDXL on CPU, "
           f"median of {ns.repeats}:\n")
-    print(f"| {'variant':<46} | {'median s':>9} | {'ratio':>6} |")
-    print(f"|{'-' * 48}|{'-' * 11}|{'-' * 8}|")
+    print(f"| {'variant':<62} | {'median s':>9} | {'s/step':>7} | {'ratio':>6} |")
+    print(f"|{'-' * 64}|{'-' * 11}|{'-' * 9}|{'-' * 8}|")
     for name, ts in times.items():
         med = statistics.median(ts)
-        print(f"| {name:<46} | {med:9.3f} | {med / base_t:6.3f} |")
+        print(f"| {name:<62} | {med:9.3f} | {med / ns.steps:7.4f} | {med / base_t:6.3f} |")
     return 0
 
 
