@@ -103,3 +103,17 @@ def inprocess_host(tiny_models_dir, tmp_path_factory):
 
     base = comfy_host.make_base_dir(tmp_path_factory.mktemp("comfy_inproc"), [tiny_models_dir], comfy_host.TINY_EXTS)
     return comfy_host.InProcessHost(base)
+
+
+@pytest.fixture(autouse=True)
+def _torch_threads_unchanged(request):
+    """Fail a test that changes torch's global thread count and does not restore it (results of
+    in-process runs depend on it)."""
+    import torch
+
+    before = torch.get_num_threads()
+    yield
+    after = torch.get_num_threads()
+    if after != before:
+        torch.set_num_threads(before)
+        pytest.fail(f"{request.node.nodeid} left torch.get_num_threads() at {after} (was {before})")

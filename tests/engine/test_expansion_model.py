@@ -11,7 +11,15 @@ from engine import expansion_model as EM
 from engine.expansion import expand_prompt
 
 DATA = FOOOCUS_DATA / "prompt_expansion" / "fooocus_expansion"
-torch.set_num_threads(1)
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Tiny models run faster on one thread on a busy 2-core machine; restored afterwards so later
+    tests (e.g. in-process vs HTTP comparisons) see the process default."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def _write_tiny(folder):

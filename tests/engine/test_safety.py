@@ -10,7 +10,15 @@ import torch
 from engine import safety
 from engine.safety import SafetyCheckerWeights, nsfw_scores
 
-torch.set_num_threads(1)
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Tiny models run faster on one thread on a busy 2-core machine; restored afterwards so later
+    tests (e.g. in-process vs HTTP comparisons) see the process default."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def _head(concept, concept_thr, special, special_thr):
