@@ -72,6 +72,11 @@ def tiny_models_dir() -> Path:
     if not ((out / "VERSION").is_file() and (out / "VERSION").read_text() == tiny_models.VERSION):
         subprocess.run([sys.executable, str(HARNESS / "tiny_models.py"), "--out", str(out)], check=True,
                        stdout=subprocess.DEVNULL)
+        import shutil
+
+        for old in out.parent.glob("tiny-models-*"):  # earlier versions of the generators
+            if old != out:
+                shutil.rmtree(old, ignore_errors=True)
     return out
 
 
