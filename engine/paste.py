@@ -70,8 +70,9 @@ def _check_image(image: object, name: str) -> np.ndarray:
 def blend(foreground: np.ndarray, background: np.ndarray, soft_mask: np.ndarray) -> np.ndarray:
     """``uint8(clip(fg*w + bg*(1-w), 0, 255))`` with ``w = soft/255``, all in float32, truncating.
 
-    Fooocus: modules/inpaint_worker.py ``InpaintWorker.color_correction``.  Only pixels with
-    ``0 < w`` are computed (``w == 0`` gives ``bg`` exactly); the float32 arithmetic is the same.
+    Fooocus: modules/inpaint_worker.py ``InpaintWorker.color_correction``.  Only the ramp pixels
+    (``0 < w < 1``) are computed: ``w == 0`` gives ``bg`` and ``w == 1`` gives ``fg`` exactly in float32;
+    the per-pixel float32 arithmetic is Fooocus's.
 
     Args:
         foreground, background: uint8 ``H x W x 3``.
@@ -86,17 +87,15 @@ def blend(foreground: np.ndarray, background: np.ndarray, soft_mask: np.ndarray)
         raise ValueError(f"foreground {foreground.shape}, background {background.shape} and "
                          f"soft_mask {soft_mask.shape} must have the same H x W")
     out = background.copy()
-    on = soft_mask > 0
-    rows = np.flatnonzero(on.any(axis=1))
-    if rows.size == 0:
-        return out
-    cols = np.flatnonzero(on.any(axis=0))
-    a, b, c, d = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
-    fg = foreground[a:b, c:d].astype(np.float32)
-    bg = background[a:b, c:d].astype(np.float32)
-    w = soft_mask[a:b, c:d, None].astype(np.float32) / np.float32(255.0)
-    y = fg * w + bg * (np.float32(1.0) - w)
-    out[a:b, c:d] = y.clip(0, 255).astype(np.uint8)
+    full = soft_mask == 255
+    # w == 1: fg*1 + bg*0 == fg exactly in float32, so those pixels are copied
+    np.copyto(out, foreground, where=full[..., None])
+    ramp = np.nonzero((soft_mask > 0) & ~full)
+    if ramp[0].size:
+        fg = foreground[ramp].astype(np.float32)
+        bg = background[ramp].astype(np.float32)
+        w = soft_mask[ramp][:, None].astype(np.float32) / np.float32(255.0)
+        out[ramp] = (fg * w + bg * (np.float32(1.0) - w)).clip(0, 255).astype(np.uint8)
     return out
 
 
