@@ -1,5 +1,5 @@
-"""Regenerate workflows/*.json (UI format) and workflows/api/*.json (API format) from
-engine/workflow_graphs.py, using the node definitions of a real ComfyUI server (the tiny-model test
+"""Regenerate workflows/*.json (UI format), workflows/api/*.json (API format) and docs/nodes.md from
+engine/workflow_graphs.py and the node definitions of a real ComfyUI server (the tiny-model test
 host). Run: .host/venv/bin/python scripts/build_workflows.py  (``--check`` only compares)."""
 from __future__ import annotations
 
@@ -30,6 +30,9 @@ def main(argv=None) -> int:
         with comfy_host.ComfyServer(base) as server:
             info = server.client().object_info()
     files = render_workflow_files(info)
+    from engine.node_docs import render_node_docs
+
+    files["../docs/nodes.md"] = render_node_docs(info)
     stale = []
     for rel, text in sorted(files.items()):
         path = REPO / "workflows" / rel

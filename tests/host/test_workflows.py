@@ -16,6 +16,14 @@ def test_every_workflow_has_an_api_twin():
     assert {p.stem for p in UI_FILES} == {p.stem for p in (WORKFLOWS / "api").glob("*.json")}
 
 
+def test_node_reference_is_up_to_date(comfy):
+    from engine.node_docs import render_node_docs
+
+    doc = WORKFLOWS.parent / "docs" / "nodes.md"
+    assert doc.read_text(encoding="utf-8") == render_node_docs(comfy.object_info()), \
+        "regenerate docs/nodes.md with scripts/build_workflows.py"
+
+
 def test_every_workflow_has_a_thumbnail():
     from PIL import Image
 
