@@ -13,15 +13,15 @@ ComfyUI's own ``clip.tokenize`` and gets Fooocus's weights unchanged (``(a)`` = 
 from __future__ import annotations
 
 import logging
-import os
 import random
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from typing import NamedTuple, Optional
 
 from .styles import FOOOCUS_V2, RANDOM_STYLE, apply_arrays, apply_style, missing_style_error, random_style
+from .wildcards import WILDCARDS_MAX_DEPTH, apply_wildcards
 
 __all__ = [
     "SEED_MODULUS",
@@ -34,8 +34,11 @@ __all__ = [
     "cleanup_prompt",
     "InlineLoras",
     "parse_inline_loras",
-    "load_wildcards",
     "apply_wildcards",
+    "LoraToken",
+    "find_lora_tokens",
+    "line_one",
+    "inline_loras_to_apply",
     "task_seed_for",
     "PromptTask",
     "assemble_prompts",
@@ -47,11 +50,7 @@ logger = logging.getLogger(__name__)
 SEED_MODULUS = 2**63
 #: Fooocus ``config.default_max_lora_number``.
 MAX_LORAS = 5
-#: Fooocus ``wildcards_max_bfs_depth``.
-WILDCARDS_MAX_DEPTH = 64
-
 _LORA_RE = re.compile(r"(<lora:([^:]+):([+-]?(?:\d+(?:\.\d*)?|\.\d+))>)")
-_WILDCARD_RE = re.compile(r"__([\w-]+)__")
 
 
 def safe_str(x: object) -> str:
@@ -131,8 +130,44 @@ class InlineLoras(NamedTuple):
     """``existing_loras`` followed by the new inline ones (capped, see :func:`parse_inline_loras`)."""
 
 
+class LoraToken(NamedTuple):
+    """One ``<lora:NAME:WEIGHT>`` token found by :func:`find_lora_tokens`."""
+
+    text: str
+    """The token as written (``"<lora:foo:0.5>"``)."""
+    name: str
+    """NAME: matched to a LoRA file stem (no folder, no extension)."""
+    weight: float
+    """WEIGHT as a float (applied to the model and the CLIP alike)."""
+
+
+def find_lora_tokens(prompt: str) -> list[LoraToken]:
+    """The ``<lora:NAME:WEIGHT>`` tokens of one prompt line, left to right (grammar: :func:`parse_inline_loras`).
+
+    The line is split on ``,`` first, so a token never contains a comma. WEIGHT is required (``<lora:foo>``
+    is not a token and stays in the text). Fooocus: the token search of ``modules/util.py``
+    ``parse_lora_references_from_prompt``.
+
+    Raises:
+        ValueError: ``prompt`` is not a str.
+    """
+    if not isinstance(prompt, str):
+        raise ValueError(f"prompt: expected a str, got {type(prompt).__name__}")
+    return [LoraToken(full, name, float(weight))
+            for piece in prompt.split(",") for full, name, weight in _LORA_RE.findall(piece)]
+
+
 def _stem(filename: str) -> str:
     return PurePosixPath(filename.replace("\\", "/")).stem
+
+
+def match_lora_name(name: str, available_lora_names: Sequence[str]) -> Optional[str]:
+    """The first of ``available_lora_names`` whose file stem (no folders, no extension) equals ``name``, or None.
+
+    Exact, case-sensitive comparison; ``"foo.safetensors"`` does not match ``foo.safetensors`` (its stem is
+    ``foo``). Fooocus: ``modules/util.py`` ``get_filname_by_stem``.
+    """
+    return next((f for f in available_lora_names if _stem(f) == name), None)
 
 
 def parse_inline_loras(
@@ -185,7 +220,7 @@ def parse_inline_loras(
     pieces: list[str] = []
     for token in prompt.split(","):
         for full, name, weight in _LORA_RE.findall(token):
-            match = next((f for f in available_lora_names if _stem(f) == name), None)
+            match = match_lora_name(name, available_lora_names)
             if match is not None:
                 found.append((match, float(weight)))
             else:
@@ -206,65 +241,52 @@ def parse_inline_loras(
     return InlineLoras(cleaned, merged[:max_loras])
 
 
-def load_wildcards(folder: str | os.PathLike) -> dict[str, list[str]]:
-    """Read ``*.txt`` wildcard files (recursively, sorted) into ``{stem: non-empty lines}``; first stem wins.
+def line_one(prompt: str) -> str:
+    """Line 1 of a prompt as Fooocus parses inline LoRAs from it: ``split_lines(prompt)[0]`` (``""`` if none).
 
-    Fooocus: ``modules/config.py`` ``wildcard_filenames`` + the file read inside ``util.apply_wildcards``.
-    A missing folder gives ``{}``.
+    Only this line is searched for ``<lora:...>`` tokens; tokens on extra lines stay text (Fooocus
+    ``process_prompt`` passes ``prompts[0]`` to ``parse_lora_references_from_prompt``). Pass the prompt
+    after :func:`combine_additional_prompt`.
+    """
+    return split_lines(prompt)[0]
 
+
+def inline_loras_to_apply(
+    prompt: str,
+    available_lora_names: Sequence[str],
+    upstream_loras: Sequence[str] = (),
+    max_loras: int = MAX_LORAS,
+) -> list[tuple[str, float]]:
+    """The inline LoRAs of ``prompt``'s line 1 that still have to be applied, ``[(file_name, weight)]`` in order.
+
+    These are the entries :func:`parse_inline_loras` adds after the user's LoRAs: tokens whose name matches
+    no file are left out (the caller decides whether that is an error, see :func:`find_lora_tokens` and
+    :func:`match_lora_name`), a file already in ``upstream_loras`` (the user's LoRAs, applied before) is
+    skipped, exact ``(file, weight)`` repeats are dropped, and the total ``len(upstream) + len(result)`` is
+    capped at ``max_loras`` (upstream ones first, so they are never cut here). Independent of the seed and
+    the image: Fooocus parses LoRAs once per request, before wildcards (§6 "Line splitting").
+
+    Args:
+        prompt: the full prompt (lines; the additional prompt already combined).
+        available_lora_names: LoRA file names (sub-folders allowed) of the ``loras`` folder.
+        upstream_loras: file names of the LoRAs already applied upstream (the LoRA Stack's slots).
+        max_loras: Fooocus ``default_max_lora_number`` (5).
+    Returns:
+        ``[(file_name, weight)]`` to apply to the model and the CLIP, in token order.
     Raises:
-        ValueError: a file cannot be read as UTF-8 (the message names it).
+        ValueError: wrong argument types or ``max_loras < 0``.
+
+    Fooocus: ``modules/util.py`` ``parse_lora_references_from_prompt`` as called by
+    ``async_worker.process_prompt`` (spec fooocus-pipeline.md §6, §7 "Order of weight patches").
     """
-    root = Path(folder)
-    out: dict[str, list[str]] = {}
-    if not root.is_dir():
-        return out
-    for f in sorted(root.rglob("*"), key=lambda p: str(p).casefold()):
-        if f.suffix.lower() != ".txt" or not f.is_file() or f.stem in out:
-            continue
-        try:
-            lines = f.read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ValueError(f"wildcard file {f}: cannot be read as UTF-8 text ({exc})") from exc
-        out[f.stem] = [x for x in lines if x != ""]
-    return out
-
-
-def apply_wildcards(
-    text: str,
-    rng: random.Random,
-    index: int,
-    wildcards: Optional[Mapping[str, Sequence[str]]] = None,
-    read_in_order: bool = False,
-    max_depth: int = WILDCARDS_MAX_DEPTH,
-) -> str:
-    """Resolve ``__name__`` wildcards (names of ``[A-Za-z0-9_-]``), breadth-first, up to ``max_depth`` passes.
-
-    Each pass finds all placeholders left to right; for each, the first remaining occurrence is replaced by
-    ``rng.choice(words)`` (or ``words[index % len(words)]`` when ``read_in_order``), where ``words`` are the
-    non-empty entries of ``wildcards[name]``. A name with no (or no non-empty) entry is replaced everywhere by
-    the bare name. Text without placeholders consumes no randomness.
-
-    Fooocus: ``modules/util.py`` ``apply_wildcards``.
-    """
-    if not isinstance(text, str):
-        raise ValueError(f"text: expected a str, got {type(text).__name__}")
-    wildcards = wildcards or {}
-    for _ in range(max_depth):
-        placeholders = _WILDCARD_RE.findall(text)
-        if not placeholders:
-            return text
-        for name in placeholders:
-            words = [w for w in wildcards.get(name, ()) if w != ""]
-            if not words:
-                logger.warning("wildcard __%s__: no words; using %r as a normal word", name, name)
-                text = text.replace(f"__{name}__", name)
-            elif read_in_order:
-                text = text.replace(f"__{name}__", words[index % len(words)], 1)
-            else:
-                text = text.replace(f"__{name}__", rng.choice(words), 1)
-    logger.warning("wildcards: depth %d reached; text left as %r", max_depth, text)
-    return text
+    if isinstance(upstream_loras, str) or not all(isinstance(n, str) for n in upstream_loras):
+        raise ValueError("upstream_loras: expected a sequence of str file names")
+    upstream = [n for n in upstream_loras if n != "None"]
+    loras = parse_inline_loras(line_one(prompt), available_lora_names, max_loras,
+                               [(n, 0.0) for n in upstream]).loras
+    if len(loras) <= len(upstream):  # nothing new (or only upstream ones, possibly cut by a tiny cap)
+        return []
+    return [(n, w) for n, w in loras[len(upstream):]]
 
 
 def task_seed_for(seed: int, image_index: int, disable_seed_increment: bool = False) -> int:

@@ -20,6 +20,8 @@ MODEL_FOLDERS: dict[str, set[str]] = {
     "prompt_expansion": {".bin", ".safetensors", ".json", ".txt"},
     # Stable Diffusion safety checker weights (diffusers / Fooocus layout)
     "safety_checker": {".bin", ".safetensors", ".json"},
+    # Fooocus wildcards: <name>.txt, one choice per line, used as __name__ in prompts
+    "wildcards": {".txt"},
 }
 
 

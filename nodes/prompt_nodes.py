@@ -3,21 +3,27 @@
 "Fooocus Prompt" makes a FOOOCUS_PROMPT object (``conditioning(seed)``) that Fooocus Sampler calls once per image
 with that image's seed, as Fooocus builds each image's texts (Random Style, expansion) from its own seed.
 "Fooocus Prompt Encode" turns it into plain CONDITIONING for ComfyUI's own samplers.
-The text assembly is :mod:`engine.prompt`; the weighting maths :mod:`engine.clip_weights`; ComfyUI glue (CLIP
-calls, model folders, the GPT-2 on ComfyUI's devices) lives here.
+The text assembly is :mod:`engine.prompt` (wildcards :mod:`engine.wildcards`); the weighting maths
+:mod:`engine.clip_weights`; ComfyUI glue (CLIP calls, model folders, wildcard files, inline LoRAs through
+ComfyUI's LoRA loader, the GPT-2 on ComfyUI's devices) lives here.
 """
 from __future__ import annotations
 
 import contextlib
 import json
 import logging
+import os
 import random
 from collections import OrderedDict
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import comfy.model_management
 import comfy.model_patcher
 import comfy.sd1_clip
+import comfy.lora
+import comfy.lora_convert
+import comfy.sd
 import comfy.sdxl_clip
 import folder_paths
 import numpy as np
@@ -25,7 +31,11 @@ import torch
 from comfy_api.latest import io
 
 from ..engine import clip_weights, expansion, expansion_model
-from ..engine.prompt import PromptTask, assemble_prompts, combine_additional_prompt
+from ..engine.lora_match import unmatched_lora_keys
+from ..engine.prompt import (MAX_LORAS, PromptTask, assemble_prompts, combine_additional_prompt, find_lora_tokens,
+                             inline_loras_to_apply, line_one, match_lora_name)
+from ..engine.wildcards import wildcard_lines
+from .generation_nodes import apply_lora, load_lora_file, lora_files
 from ..engine.styles import (FOOOCUS_V2, RANDOM_STYLE, STYLES_FOLDER_HINT, StyleTable, load_styles,
                              normalize_style_name)
 from .schema_util import advanced
@@ -101,6 +111,144 @@ def load_style_table() -> StyleTable:
         _STYLE_CACHE[sig] = table
         log.info("Fooocus styles: %d styles from %d files", len(table), len(table.files))
     return table
+
+
+# ---------------------------------------------------------------------------------------- wildcards
+WILDCARDS_FOLDER = "wildcards"
+
+
+def wildcard_folders() -> list[str]:
+    """The ``wildcards`` model folders (``models/wildcards`` when the pack has not registered the name)."""
+    try:
+        return list(folder_paths.get_folder_paths(WILDCARDS_FOLDER))
+    except KeyError:
+        return [os.path.join(folder_paths.models_dir, WILDCARDS_FOLDER)]
+
+
+def wildcard_files() -> dict[str, Path]:
+    """``{stem: path}`` of the ``*.txt`` files (sub-folders included) of the wildcards folders.
+
+    Folders in ``folder_paths`` order, files sorted case-insensitively by relative path; the first file with
+    a given stem wins (Fooocus matches the placeholder to the file stem, case-sensitive).
+    """
+    out: dict[str, Path] = {}
+    for folder in wildcard_folders():
+        root = Path(folder)
+        if not root.is_dir():
+            continue
+        files = [f for f in root.rglob("*") if f.suffix.lower() == ".txt" and f.is_file()]
+        for f in sorted(files, key=lambda f: f.relative_to(root).as_posix().casefold()):
+            out.setdefault(f.stem, f)
+    return out
+
+
+def _wildcard_files_signature() -> tuple:
+    return tuple((name, str(f), f.stat().st_mtime_ns, f.stat().st_size)
+                 for name, f in sorted(wildcard_files().items()))
+
+
+class WildcardFiles(Mapping):
+    """Lazy ``{name: lines}`` over the wildcard files: a file is read (UTF-8) the first time its name is used."""
+
+    def __init__(self, files: dict[str, Path]):
+        self._files = dict(files)
+        self._lines: dict[str, list[str]] = {}
+
+    def __getitem__(self, name: str) -> list[str]:
+        if name not in self._lines:
+            path = self._files[name]
+            try:
+                text = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ValueError(f"wildcard __{name}__: cannot read {path} as UTF-8 text ({exc})") from exc
+            self._lines[name] = wildcard_lines(text)
+        return self._lines[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._files)
+
+    def __len__(self) -> int:
+        return len(self._files)
+
+
+# ------------------------------------------------------------------------------------ inline LoRAs
+def _lora_folder_list() -> str:
+    try:
+        return ", ".join(folder_paths.get_folder_paths("loras"))
+    except KeyError:
+        return os.path.join(folder_paths.models_dir, "loras")
+
+
+def parse_lora_names(text: str) -> list[str]:
+    """``"a.safetensors, b.safetensors\nNone"`` → ``["a.safetensors", "b.safetensors"]`` ("None" and blanks dropped)."""
+    if not isinstance(text, str):
+        raise ValueError(f"upstream_loras: expected a string of LoRA file names, got {type(text).__name__}")
+    names = []
+    for line in text.replace("\r", "\n").split("\n"):
+        names.extend(n.strip() for n in line.split(","))
+    return [n for n in names if n and n != "None"]
+
+
+def prompt_loras(prompt: str, upstream: list[str] = ()) -> list[tuple[str, float]]:
+    """The inline ``<lora:name:weight>`` LoRAs of the prompt's line 1 to apply, as ``[(file, weight)]``.
+
+    Names are matched to the file stems of ComfyUI's ``loras`` folder; a name with no file is an error naming
+    the token and the folders (Fooocus drops such a token silently). Files in ``upstream`` (already applied by
+    the LoRA Stack) are skipped and count towards Fooocus's limit of 5 LoRAs.
+    """
+    available = lora_files()
+    for token in find_lora_tokens(line_one(prompt)):
+        if match_lora_name(token.name, available) is None:
+            raise ValueError(
+                f"prompt: inline LoRA {token.text!r}: no file named {token.name!r} (+ .safetensors or another "
+                f"extension) in the loras folder ({_lora_folder_list()}). Inline LoRAs are matched by the file "
+                f"name without extension or sub-folder, e.g. <lora:my_lora:0.8> for my_lora.safetensors; "
+                f"{len(available)} LoRA files are available."
+            )
+    return inline_loras_to_apply(prompt, available, upstream, MAX_LORAS)
+
+
+def apply_lora_to_clip(clip, name: str, weight: float, what: str):
+    """The CLIP with LoRA ``name`` at ``weight`` on its text-encoder keys only (no model to patch).
+
+    The UNet keys are left out before ComfyUI's ``load_lora_for_models`` so that they are not reported as
+    "not loaded". Without the model, Fooocus's "more than 12 unmatched keys" check cannot be made; a LoRA with
+    no text-encoder key leaves the CLIP unchanged (logged).
+    """
+    if weight == 0:
+        return clip
+    lora = comfy.lora_convert.convert_lora(load_lora_file(name, what))
+    key_map: dict = {}
+    comfy.lora.model_lora_keys_clip(clip.cond_stage_model, key_map)
+    unmatched = set(unmatched_lora_keys(lora.keys(), key_map))
+    clip_part = {k: v for k, v in lora.items() if k not in unmatched}
+    if not clip_part:
+        log.warning("%s: LoRA %s has no text-encoder keys; the CLIP is unchanged", what, name)
+        return clip
+    _, new_clip = comfy.sd.load_lora_for_models(None, clip, clip_part, 0.0, weight)
+    log.info("%s: applied LoRA %s at %g to the CLIP only", what, name, weight)
+    return new_clip
+
+
+def apply_prompt_loras(model, clip, loras: list[tuple[str, float]]):
+    """``(model, clip)`` with the inline LoRAs applied in order, exactly as Fooocus LoRA Stack applies LoRAs.
+
+    ``model`` may be None (CLIP only, with a warning). The model comes back as a clone even without LoRAs.
+    Fooocus: user + inline LoRAs patch the base UNet and CLIP with the same weight (spec §7).
+    """
+    what = "Fooocus Prompt (inline LoRA)"
+    if model is not None:
+        model = model.clone()
+        for name, weight in loras:
+            model, clip = apply_lora(model, clip, name, weight, what)
+        return model, clip
+    if loras:
+        log.warning("Fooocus Prompt: inline LoRAs %s are applied to the CLIP only: connect the model to the "
+                    "'model' input and use the node's 'model' output to apply them to the model too",
+                    [f"{n}:{w:g}" for n, w in loras])
+    for name, weight in loras:
+        clip = apply_lora_to_clip(clip, name, weight, what)
+    return None, clip
 
 
 # ------------------------------------------------------------------------------ Fooocus V2 expansion
@@ -290,7 +438,9 @@ class FooocusPrompt:
     """The FOOOCUS_PROMPT object: everything needed to build any image's conditioning from its seed."""
 
     def __init__(self, encoder: FooocusTextEncoder, prompt: str, negative_prompt: str, styles: list[str],
-                 table: StyleTable, expansion_name: str, lora_names: list[str] = ()):
+                 table: StyleTable, expansion_name: str, lora_names: list[str] = (), *,
+                 wildcards: Mapping | None = None, read_wildcards_in_order: bool = False,
+                 upstream_loras: list[str] = (), loras: list[tuple[str, float]] = (), model=None):
         self.encoder = encoder
         self.prompt = prompt
         self.negative_prompt = negative_prompt
@@ -298,21 +448,28 @@ class FooocusPrompt:
         self.table = table
         self.expansion_name = expansion_name
         self.lora_names = list(lora_names)
+        self.wildcards = wildcards
+        self.read_wildcards_in_order = bool(read_wildcards_in_order)
+        self.upstream_loras = list(upstream_loras)
+        self.loras = list(loras)
+        """The inline LoRAs applied to ``encoder``'s CLIP (and to ``model`` when one was given)."""
+        self.model = model
+        """The input model with :attr:`loras` applied (a clone), or None when no model was given."""
         self._expansions: dict[tuple[str, int], str] = {}
-        self._warned_loras = False
 
     def __repr__(self) -> str:
         return f"FooocusPrompt(styles={self.styles!r}, prompt={self.prompt[:40]!r})"
 
     def task(self, seed: int, image_index: int = 0) -> PromptTask:
-        """The engine's per-image text lists (Fooocus ``tasks[i]`` before expansion) for this task seed."""
-        task = assemble_prompts(self.prompt, self.negative_prompt, self.styles, self.table, int(seed), image_index,
-                                disable_seed_increment=True, available_lora_names=self.lora_names)
-        if task.loras and not self._warned_loras:
-            log.warning("Fooocus Prompt: inline LoRAs %s are removed from the text but not applied here; load them "
-                        "with a LoRA loader", task.loras)
-            self._warned_loras = True
-        return task
+        """The engine's per-image text lists (Fooocus ``tasks[i]`` before expansion) for this task seed.
+
+        Wildcards and Random Style draw from ``random.Random(seed)`` (the image's own seed, as Fooocus's
+        ``task_seed``); ``image_index`` picks ``[[a,b]]`` array items and in-order wildcard lines.
+        """
+        return assemble_prompts(self.prompt, self.negative_prompt, self.styles, self.table, int(seed), image_index,
+                                disable_seed_increment=True, available_lora_names=self.lora_names,
+                                user_loras=[(n, 0.0) for n in self.upstream_loras], wildcards=self.wildcards,
+                                read_wildcards_in_order=self.read_wildcards_in_order)
 
     def expansion(self, task: PromptTask) -> str:
         if not task.use_expansion:
@@ -328,7 +485,8 @@ class FooocusPrompt:
         exp = self.expansion(task)
         return {"seed": task.task_seed, "styles": task.styles, "positive": task.final_positives(exp),
                 "negative": list(task.negatives), "positive_top_k": task.positive_top_k,
-                "negative_top_k": task.negative_top_k, "expansion": exp if task.use_expansion else None}
+                "negative_top_k": task.negative_top_k, "expansion": exp if task.use_expansion else None,
+                "loras": [[n, w] for n, w in self.loras]}
 
     def conditioning(self, seed: int, image_index: int = 0) -> tuple[list, list]:
         """``(positive, negative)`` ComfyUI CONDITIONING for the image with task seed ``seed``.
@@ -345,14 +503,19 @@ class FooocusPrompt:
 
 def make_prompt(clip, prompt: str, negative_prompt: str, styles: str, inpaint_additional_prompt: str = "",
                 expansion_model_name: str = expansion_model.EXPANSION_FOLDER_NAME,
-                clip_skip: int = DEFAULT_CLIP_SKIP) -> FooocusPrompt:
-    """Validate the inputs (style names, expansion files) and build the :class:`FooocusPrompt`."""
+                clip_skip: int = DEFAULT_CLIP_SKIP, *, model=None, read_wildcards_in_order: bool = False,
+                upstream_loras: str = "") -> FooocusPrompt:
+    """Validate the inputs (style names, expansion files, inline LoRA files), apply the prompt's inline LoRAs to
+    the CLIP (and to ``model`` if given) and build the :class:`FooocusPrompt` (its ``model`` attribute is the
+    patched model clone, or None without ``model``)."""
     for name, value in (("prompt", prompt), ("negative_prompt", negative_prompt),
                         ("inpaint_additional_prompt", inpaint_additional_prompt)):
         if not isinstance(value, str):
             raise ValueError(f"{name}: expected a string, got {type(value).__name__}")
     if isinstance(clip_skip, bool) or not isinstance(clip_skip, int) or not 1 <= clip_skip <= 24:
         raise ValueError(f"clip_skip: expected an int in [1, 24], got {clip_skip!r}")
+    if clip is None:
+        raise ValueError("clip: connect a CLIP model (e.g. from Load Checkpoint)")
     names = parse_style_list(styles)
     templates = [n for n in names if n.casefold() not in (FOOOCUS_V2.casefold(),)]
     table = load_style_table() if templates else StyleTable()
@@ -360,12 +523,13 @@ def make_prompt(clip, prompt: str, negative_prompt: str, styles: str, inpaint_ad
         raise ValueError(f"styles: 'Random Style' needs style files, but none were found. {STYLES_FOLDER_HINT}.")
     resolved = resolve_style_names(names, table)
     full_prompt = combine_additional_prompt(prompt, inpaint_additional_prompt)
-    try:
-        lora_names = folder_paths.get_filename_list("loras")
-    except KeyError:
-        lora_names = []
+    upstream = parse_lora_names(upstream_loras)
+    loras = prompt_loras(full_prompt, upstream)
+    model, clip = apply_prompt_loras(model, clip, loras)
     result = FooocusPrompt(FooocusTextEncoder(clip, clip_skip), full_prompt, negative_prompt, resolved, table,
-                           expansion_model_name, lora_names)
+                           expansion_model_name, lora_files(), wildcards=WildcardFiles(wildcard_files()),
+                           read_wildcards_in_order=read_wildcards_in_order, upstream_loras=upstream, loras=loras,
+                           model=model)
     check = result.task(0)  # raises the missing-style error now, not inside the sampler
     if check.use_expansion:
         expansion_model.find_expansion_files(resolve_expansion_folder(expansion_model_name))
@@ -387,8 +551,10 @@ class FooocusPromptNode(io.ComfyNode):
                 "expanded by Fooocus's GPT-2, extra lines are added as extra prompts, the style negatives are joined "
                 "with the negative prompt; every text is encoded separately with Fooocus's (word:1.2) weighting and "
                 "the token embeddings are concatenated, pooled = sum over the style texts (not the expansion). "
-                "Connect to Fooocus Sampler's 'prompt' (each image uses its own seed for Random Style and the "
-                "expansion) or to Fooocus Prompt Encode."
+                "Connect to Fooocus Sampler's 'prompt' (each image uses its own seed for Random Style, wildcards "
+                "and the expansion) or to Fooocus Prompt Encode. Inline <lora:name:weight> tokens in line 1 are "
+                "applied to the CLIP and to the optional model (use the 'model' output for sampling); "
+                "__name__ wildcards pick a line of models/wildcards/name.txt per image."
             ),
             inputs=[
                 io.Clip.Input("clip", tooltip="The SDXL CLIP (from the checkpoint, after any LoRAs)."),
@@ -408,20 +574,41 @@ class FooocusPromptNode(io.ComfyNode):
                 advanced(io.Int.Input("clip_skip", default=DEFAULT_CLIP_SKIP, min=1, max=12,
                                       tooltip="Fooocus 'CLIP skip' (default 2 = the penultimate layer, which is "
                                               "stock SDXL; 1 = the last layer).")),
+                io.Model.Input("model", optional=True,
+                               tooltip="Optional SDXL model (after the LoRA Stack / Performance): the prompt's inline "
+                                       "<lora:name:weight> LoRAs are applied to it; take it from the 'model' output. "
+                                       "Without it the inline LoRAs patch the CLIP only."),
+                advanced(io.Boolean.Input("read_wildcards_in_order", default=False,
+                                          tooltip="Fooocus 'Read wildcards in order': image i of a batch takes line "
+                                                  "i (modulo the line count) of each wildcard file instead of a "
+                                                  "random line from its seed.")),
+                advanced(io.String.Input("upstream_loras", default="", dynamic_prompts=False,
+                                         tooltip="LoRA files already applied upstream (the LoRA Stack's slots), "
+                                                 "comma-separated. As in Fooocus, an inline <lora:...> naming one "
+                                                 "of them is skipped (the slot's weight wins), and they count "
+                                                 "towards the limit of 5 LoRAs.")),
             ],
-            outputs=[PromptIO.Output(display_name="prompt",
-                                     tooltip="Fooocus prompt: connect to Fooocus Sampler 'prompt' or Fooocus Prompt Encode.")],
+            outputs=[
+                PromptIO.Output(display_name="prompt",
+                                tooltip="Fooocus prompt: connect to Fooocus Sampler 'prompt' or Fooocus Prompt Encode."),
+                io.Model.Output(display_name="model",
+                                tooltip="The input model with the prompt's inline LoRAs (a copy; unchanged without "
+                                        "tokens). Empty when no model is connected."),
+            ],
         )
 
     @classmethod
     def fingerprint_inputs(cls, **kwargs):
-        return _style_files_signature()
+        return _style_files_signature(), _wildcard_files_signature(), tuple(lora_files())
 
     @classmethod
     def execute(cls, clip, prompt, negative_prompt, styles, inpaint_additional_prompt="",
-                expansion_model=expansion_model.EXPANSION_FOLDER_NAME, clip_skip=DEFAULT_CLIP_SKIP) -> io.NodeOutput:
-        return io.NodeOutput(make_prompt(clip, prompt, negative_prompt, styles, inpaint_additional_prompt,
-                                         expansion_model, clip_skip))
+                expansion_model=expansion_model.EXPANSION_FOLDER_NAME, clip_skip=DEFAULT_CLIP_SKIP, model=None,
+                read_wildcards_in_order=False, upstream_loras="") -> io.NodeOutput:
+        result = make_prompt(clip, prompt, negative_prompt, styles, inpaint_additional_prompt, expansion_model,
+                             clip_skip, model=model, read_wildcards_in_order=read_wildcards_in_order,
+                             upstream_loras=upstream_loras)
+        return io.NodeOutput(result, result.model)
 
 
 class FooocusPromptEncode(io.ComfyNode):

@@ -144,41 +144,62 @@ def test_inline_loras_errors():
         P.parse_inline_loras("a", LORAS, 5, [("a", 1.0, 2)])
 
 
-# ---------------------------------------------------------------- wildcards
+def test_find_lora_tokens_and_match():
+    toks = P.find_lora_tokens("a, <lora:foo:0.5>x<lora:bar-v2:-1>, <lora:foo>, <lora:a,b:1>, <lora:sub/baz:.25>")
+    assert toks == [("<lora:foo:0.5>", "foo", 0.5), ("<lora:bar-v2:-1>", "bar-v2", -1.0),
+                    ("<lora:sub/baz:.25>", "sub/baz", 0.25)]
+    # one line at a time: splitting lines is line_one's job
+    assert P.find_lora_tokens(P.line_one("line 1 only\n<lora:foo:1>")) == []
+    assert P.match_lora_name("foo", LORAS) == "foo.safetensors"
+    assert P.match_lora_name("baz", LORAS) == "win\\dir\\baz.ckpt"
+    assert P.match_lora_name("Foo", LORAS) is None  # case-sensitive
+    assert P.match_lora_name("foo.safetensors", LORAS) is None  # stem only: no extension
+    assert P.match_lora_name("sub/bar-v2", LORAS) is None  # stem only: no folder
+    # the first file with that stem wins
+    assert P.match_lora_name("foo", ["a/foo.ckpt", "foo.safetensors"]) == "a/foo.ckpt"
+    with pytest.raises(ValueError, match="prompt"):
+        P.find_lora_tokens(None)
 
 
-def test_wildcards():
-    wc = {"animal": ["cat", "", "dog", "fox"], "color": ["red __shade__"], "shade": ["dark"], "empty": [""]}
-    rng = random.Random(7)
-    expect_rng = random.Random(7)
-    first = expect_rng.choice(["cat", "dog", "fox"])
-    second = expect_rng.choice(["cat", "dog", "fox"])
-    expect_rng.choice(["red __shade__"])  # a one-word list still draws
-    expect_rng.choice(["dark"])  # second pass
-    text = "__animal__ and __animal__, __color__, __missing__ __missing__, __empty__"
-    out = P.apply_wildcards(text, rng, 0, wc)
-    assert out == f"{first} and {second}, red dark, missing missing, empty"
-    assert rng.getstate() == expect_rng.getstate()
-    assert P.apply_wildcards("__animal__", random.Random(0), 4, wc, read_in_order=True) == "dog"
-    # no placeholder: no randomness used
-    rng = random.Random(3)
-    assert P.apply_wildcards("plain _x_ text", rng, 0, wc) == "plain _x_ text"
-    assert rng.getstate() == random.Random(3).getstate()
-    # self-reference stops at the depth limit
-    loop = {"loop": ["__loop__"]}
-    assert P.apply_wildcards("__loop__", random.Random(0), 0, loop, max_depth=3) == "__loop__"
+def test_line_one():
+    assert P.line_one("  a cat, <lora:foo:1> .\nsecond <lora:bar-v2:1>") == "a cat, <lora:foo:1>"
+    assert P.line_one("\n\n") == ""
+    assert P.line_one("\nfirst non-empty") == "first non-empty"
 
 
-def test_load_wildcards(tmp_path):
-    (tmp_path / "sub").mkdir()
-    (tmp_path / "animal.txt").write_text("cat\n\ndog\n", encoding="utf-8")
-    (tmp_path / "sub" / "color.txt").write_text("red\r\nblue", encoding="utf-8")
-    (tmp_path / "readme.md").write_text("x", encoding="utf-8")
-    assert P.load_wildcards(tmp_path) == {"animal": ["cat", "dog"], "color": ["red", "blue"]}
-    assert P.load_wildcards(tmp_path / "missing") == {}
-    (tmp_path / "bad.txt").write_bytes(b"\xff\xfe\xfa")
-    with pytest.raises(ValueError, match="bad.txt"):
-        P.load_wildcards(tmp_path)
+def test_inline_loras_to_apply():
+    # line 1 only; the tokens of line 2 are text
+    assert P.inline_loras_to_apply("a <lora:foo:0.5>\nb <lora:other:1>", LORAS) == [("foo.safetensors", 0.5)]
+    assert P.inline_loras_to_apply("no tokens", LORAS) == []
+    assert P.inline_loras_to_apply("<lora:nope:1>", LORAS) == []  # unmatched: left out
+    # upstream (the user's LoRA slots) wins over an inline token of the same file; "None" slots ignored
+    assert P.inline_loras_to_apply("<lora:foo:0.5>, <lora:other:1>", LORAS, ["foo.safetensors", "None"]) == [
+        ("other.safetensors", 1.0)]
+    assert P.inline_loras_to_apply("<lora:foo:0.5>", LORAS, ["foo.safetensors"]) == []
+    # exact repeats dropped; the same file at another weight is kept (Fooocus applies both)
+    assert P.inline_loras_to_apply("<lora:foo:0.5><lora:foo:0.5><lora:foo:1>", LORAS) == [
+        ("foo.safetensors", 0.5), ("foo.safetensors", 1.0)]
+    # the limit of 5 counts the upstream ones first
+    many = [f"l{i}.safetensors" for i in range(8)]
+    text = ", ".join(f"<lora:l{i}:1>" for i in range(8))
+    assert P.inline_loras_to_apply(text, many) == [(f"l{i}.safetensors", 1.0) for i in range(5)]
+    assert P.inline_loras_to_apply(text, many, ["u1", "u2", "u3"]) == [("l0.safetensors", 1.0),
+                                                                         ("l1.safetensors", 1.0)]
+    assert P.inline_loras_to_apply(text, many, [f"u{i}" for i in range(5)]) == []
+    assert P.inline_loras_to_apply(text, many, [f"u{i}" for i in range(7)]) == []
+    assert P.inline_loras_to_apply(text, many, [], max_loras=2) == [("l0.safetensors", 1.0), ("l1.safetensors", 1.0)]
+    with pytest.raises(ValueError, match="upstream_loras"):
+        P.inline_loras_to_apply("a", LORAS, "foo.safetensors")
+    with pytest.raises(ValueError, match="max_loras"):
+        P.inline_loras_to_apply("a", LORAS, [], -1)
+    with pytest.raises(ValueError, match="available_lora_names"):
+        P.inline_loras_to_apply("a", "foo")
+
+
+def test_prompt_reexports_wildcards():
+    from engine import wildcards as W
+
+    assert P.apply_wildcards is W.apply_wildcards and P.WILDCARDS_MAX_DEPTH == W.WILDCARDS_MAX_DEPTH == 64
 
 
 # ---------------------------------------------------------------- seeds

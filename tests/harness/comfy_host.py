@@ -39,7 +39,7 @@ TINY_EXT = Path(__file__).resolve().parent / "tiny_sdxl_ext"
 TINY_SD15_EXT = Path(__file__).resolve().parent / "tiny_sd15_ext"
 TINY_EXTS = [TINY_EXT, TINY_SD15_EXT]  # test-only model configs (tiny SDXL, tiny SD1.5)
 MODEL_SUBDIRS = ("checkpoints", "inpaint", "loras", "upscale_models", "controlnet", "clip_vision", "vae_approx",
-                 "styles", "prompt_expansion", "safety_checker")
+                 "styles", "prompt_expansion", "safety_checker", "wildcards")
 
 
 def free_port() -> int:

@@ -1,6 +1,7 @@
 """Fooocus Prompt / Prompt Encode on the real tiny SDXL CLIP, in-process (ComfyUI imported here)."""
 from __future__ import annotations
 
+import logging
 import random
 import shutil
 import sys
@@ -234,3 +235,185 @@ def test_bad_arguments(env):
         pn.make_prompt(clip, None, "", "")
     with pytest.raises(ValueError, match="clip"):
         pn.make_prompt(None, "a", "", "")
+
+
+# ------------------------------------------------------------------ inline LoRAs (spec §6 "Line splitting", §7)
+STYLE_LORA = "tiny_style_lora.safetensors"
+
+
+@pytest.fixture(scope="module")
+def tiny_model(env):
+    import nodes
+
+    return nodes.CheckpointLoaderSimple().load_checkpoint("tiny_sdxl.safetensors")[0]
+
+
+def _gen():
+    return _pack().nodes.generation_nodes
+
+
+def _patched_weights(model) -> dict:
+    """Every patched UNet weight as the model would compute it (ComfyUI's calculate_weight, float32)."""
+    import comfy.lora
+
+    sd = model.model.state_dict()
+    out = {}
+    for key, patches in model.patches.items():
+        out[key] = comfy.lora.calculate_weight(patches, sd[key].clone().float(), key)
+    return out
+
+
+def _cond_equal(a, b):
+    assert torch.equal(a[0][0], b[0][0])
+    assert torch.equal(a[0][1]["pooled_output"], b[0][1]["pooled_output"])
+
+
+def test_prompt_lora_equals_lora_stack(env, tiny_model):
+    pn, clip = env
+    model = tiny_model
+    p = pn.make_prompt(clip, "a cabin, <lora:tiny_style_lora:0.5> ,red roof", "", "", model=model)
+    assert p.loras == [(STYLE_LORA, 0.5)] and p.texts(0)["loras"] == [[STYLE_LORA, 0.5]]
+    assert p.texts(0)["positive"] == ["a cabin, red roof"]  # token removed, line cleaned up
+    gen = _gen()
+    s_model, s_clip = gen.FooocusLoraStack.execute(model=model, clip=clip, lora_1=STYLE_LORA, weight_1=0.5).result
+    # the model: same patched keys, bit-identical weights
+    assert p.model is not model and not model.patches
+    assert set(p.model.patches) == set(s_model.patches) and len(p.model.patches) > 0
+    ours, theirs = _patched_weights(p.model), _patched_weights(s_model)
+    assert all(torch.equal(ours[k], theirs[k]) for k in ours)
+    # the CLIP: bit-identical conditioning to encoding with the LoRA Stack's CLIP
+    ref = pn.FooocusTextEncoder(s_clip)
+    pos, neg = p.conditioning(3)
+    _cond_equal(pos, ref.conditioning(["a cabin, red roof"], 1))
+    _cond_equal(neg, ref.conditioning([""], 1))
+    plain = pn.FooocusTextEncoder(clip).conditioning(["a cabin, red roof"], 1)
+    assert not torch.equal(pos[0][0], plain[0][0])  # the LoRA changed the encoding
+    assert not clip.patcher.patches  # the input CLIP is untouched
+
+
+def test_prompt_without_tokens_leaves_model_untouched(env, tiny_model):
+    pn, clip = env
+    out = pn.FooocusPromptNode.execute(clip, "a cabin, <lora:x>", "", "", model=tiny_model).result
+    assert len(out) == 2
+    prompt, model = out
+    assert isinstance(prompt, pn.FooocusPrompt) and prompt.loras == []
+    assert model is not tiny_model and not model.patches and model.is_clone(tiny_model)
+    assert prompt.texts(0)["positive"] == ["a cabin, <lora:x>"]  # no weight: not a token
+    _cond_equal(prompt.conditioning(0)[0], pn.FooocusTextEncoder(clip).conditioning(["a cabin, <lora:x>"], 1))
+    # no model connected: the model output is empty
+    assert pn.FooocusPromptNode.execute(clip, "a cabin", "", "").result[1] is None
+
+
+def test_prompt_lora_without_model_patches_clip_only(env, tiny_model, caplog):
+    pn, clip = env
+    with caplog.at_level(logging.WARNING):
+        p = pn.make_prompt(clip, "<lora:tiny_style_lora:0.7>, a cabin", "", "")
+    assert p.model is None and p.loras == [(STYLE_LORA, 0.7)]
+    assert "CLIP only" in caplog.text and "'model' input" in caplog.text
+    assert "not loaded" not in caplog.text  # the UNet keys are left out, not reported key by key
+    _, s_clip = _gen().FooocusLoraStack.execute(model=tiny_model, clip=clip, lora_1=STYLE_LORA, weight_1=0.7).result
+    _cond_equal(p.conditioning(1)[0], pn.FooocusTextEncoder(s_clip).conditioning(["a cabin"], 1))
+
+
+def test_prompt_lora_dedup_limit_and_line_one(env, tiny_model):
+    pn, clip = env
+    # a file already in the LoRA Stack: skipped (the slot's weight wins), CLIP and model unchanged
+    p = pn.make_prompt(clip, "a cabin <lora:tiny_style_lora:1>", "", "", model=tiny_model,
+                       upstream_loras=f"{STYLE_LORA}, None")
+    assert p.loras == [] and not p.model.patches
+    assert p.texts(0)["positive"] == ["a cabin"]
+    # five upstream LoRAs: the limit is reached, the token is only removed
+    five = ", ".join(f"u{i}.safetensors" for i in range(5))
+    p = pn.make_prompt(clip, "a cabin <lora:tiny_style_lora:1>", "", "", model=tiny_model, upstream_loras=five)
+    assert p.loras == [] and not p.model.patches
+    # tokens on line 2 are text, not LoRAs
+    p = pn.make_prompt(clip, "a cabin\n<lora:tiny_style_lora:1>", "", "", model=tiny_model)
+    assert p.loras == [] and p.texts(0)["positive"] == ["a cabin", "<lora:tiny_style_lora:1>"]
+    # two inline LoRAs, in order
+    p = pn.make_prompt(clip, "<lora:tiny_style_lora:0.5>,<lora:sd_xl_offset_example-lora_1.0:0.1>", "", "",
+                       model=tiny_model)
+    assert p.loras == [(STYLE_LORA, 0.5), ("sd_xl_offset_example-lora_1.0.safetensors", 0.1)]
+
+
+def test_prompt_lora_missing_file_error(env, tiny_model):
+    import folder_paths
+
+    pn, clip = env
+    with pytest.raises(ValueError, match="no file named 'nope'") as e:
+        pn.make_prompt(clip, "a cabin, <lora:nope:0.5>", "", "", model=tiny_model)
+    msg = str(e.value)
+    assert "<lora:nope:0.5>" in msg and folder_paths.get_folder_paths("loras")[0] in msg
+    # with the extension: Fooocus matches the stem only
+    with pytest.raises(ValueError, match="without extension"):
+        pn.make_prompt(clip, "<lora:tiny_style_lora.safetensors:0.5>", "", "", model=tiny_model)
+
+
+def test_prompt_node_schema_keeps_output_order(env):
+    pn, _ = env
+    schema = pn.FooocusPromptNode.define_schema()
+    assert [o.display_name for o in schema.outputs] == ["prompt", "model"]
+    assert [o.get_io_type() for o in schema.outputs] == ["FOOOCUS_PROMPT", "MODEL"]
+    names = [i.id for i in schema.inputs]
+    assert names[:7] == ["clip", "prompt", "negative_prompt", "styles", "inpaint_additional_prompt",
+                         "expansion_model", "clip_skip"]
+    model_input = next(i for i in schema.inputs if i.id == "model")
+    assert model_input.optional
+
+
+# ------------------------------------------------------------------ wildcards (spec §6 "Per image i", §9)
+@pytest.fixture()
+def wildcards_dir(env):
+    pn, _ = env
+    folder = Path(pn.wildcard_folders()[0])
+    (folder / "sub").mkdir(parents=True, exist_ok=True)
+    (folder / "animal.txt").write_text("cat\n\ndog\nfox\nowl\n", encoding="utf-8")
+    (folder / "sub" / "color.txt").write_text("red __shade__\r\nblue __shade__", encoding="utf-8")
+    (folder / "shade.txt").write_text("dark", encoding="utf-8")
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_wildcards_per_image_seed(env, wildcards_dir):
+    pn, clip = env
+    p = pn.make_prompt(clip, "a __animal__, __color__\nextra __animal__", "no __animal__", "")
+    animals, colors = ["cat", "dog", "fox", "owl"], ["red __shade__", "blue __shade__"]
+    seen = set()
+    for seed in range(6):
+        rng = random.Random(seed)  # one generator per image: line 1, negative, extra lines, in that order
+        a1, c1, sh = rng.choice(animals), rng.choice(colors), rng.choice(["dark"])
+        neg, extra = rng.choice(animals), rng.choice(animals)
+        t = p.texts(seed)
+        assert t["positive"] == [f"a {a1}, {c1.replace('__shade__', sh)}", f"extra {extra}"]
+        assert t["negative"] == [f"no {neg}"]
+        assert p.texts(seed) == t  # deterministic
+        seen.add(a1)
+    assert len(seen) > 1
+    # the conditioning encodes the resolved texts
+    _cond_equal(p.conditioning(4)[0], pn.FooocusTextEncoder(clip).conditioning(p.texts(4)["positive"], 2))
+
+
+def test_wildcards_in_order_missing_and_random_style(env, wildcards_dir):
+    pn, clip = env
+    p = pn.FooocusPromptNode.execute(clip, "__animal__ __nope__", "", "", read_wildcards_in_order=True).result[0]
+    assert [p.texts(99, i)["positive"][0] for i in range(5)] == ["cat nope", "dog nope", "fox nope", "owl nope",
+                                                                 "cat nope"]
+    if STYLES_DATA.is_dir():
+        p = pn.make_prompt(clip, "a __animal__", "", "Random Style")
+        table = pn.load_style_table()
+        for seed in (0, 5):
+            rng = random.Random(seed)
+            animal = rng.choice(["cat", "dog", "fox", "owl"])
+            t = p.texts(seed)
+            assert t["styles"] == [rng.choice(list(table))]  # Random Style draws after the wildcards
+            assert animal in t["positive"][0]
+
+
+def test_wildcard_file_errors_and_fingerprint(env, wildcards_dir):
+    pn, clip = env
+    before = pn.FooocusPromptNode.fingerprint_inputs()
+    (wildcards_dir / "bad.txt").write_bytes(b"\xff\xfe\xfa")
+    assert pn.FooocusPromptNode.fingerprint_inputs() != before  # a changed folder re-runs the node
+    with pytest.raises(ValueError, match="bad.txt"):
+        pn.make_prompt(clip, "__bad__", "", "")
+    # files not used are never read
+    assert pn.make_prompt(clip, "__animal__", "", "").texts(0)["positive"][0] in ("cat", "dog", "fox", "owl")
