@@ -1,7 +1,8 @@
 """Fooocus Inpaint for ComfyUI.
 
 ComfyUI imports this package from ``custom_nodes/``. Importing it only registers the model folders
-the pack reads (see :mod:`.nodes.model_folders`); nodes are handed to ComfyUI through the V3 entry
+the pack reads (see :mod:`.nodes.model_folders`) and adds the fal drop-in's HTTP routes to ComfyUI's
+server (see :mod:`.nodes.fal_dropin`); nodes are handed to ComfyUI through the V3 entry
 point :func:`comfy_entrypoint`. Nothing is downloaded and no ComfyUI function is replaced.
 
 Outside ComfyUI (``python -m <this folder> ...``, the headless client) there is no host to register
@@ -13,8 +14,10 @@ except ImportError:  # imported by the command-line client, outside ComfyUI
     __all__: list[str] = []
 else:
     from .nodes import comfy_entrypoint
+    from .nodes.fal_dropin import register_routes as _register_fal_routes
     from .nodes.model_folders import register_model_folders
 
     register_model_folders()
+    _register_fal_routes()  # the fal drop-in's HTTP routes (docs/fal_dropin.md); no-op without a PromptServer
 
     __all__ = ["comfy_entrypoint"]
