@@ -31,7 +31,7 @@ PYRAMID_SCALES = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 
 #: FaceSwap: size of the aligned face and the fill colour outside the source image.
 FACE_SIZE = 512
-FACE_BORDER_VALUE = (135, 133, 132)
+FACE_BORDER_VALUE = (132, 133, 135)  # RGB; Fooocus gives (135, 133, 132) to cv2 on a BGR image
 #: The 5 facial landmarks (left eye, right eye, nose tip, left and right mouth corner) of the FFHQ
 #: face template at 512x512, as (x, y) pixel coordinates.  facexlib ``FaceRestoreHelper``
 #: (used by Fooocus extras/face_crop.py with ``face_size=512``).

@@ -8,6 +8,8 @@ import folder_paths
 from comfy_api.latest import io
 
 from ..engine import preprocessors as pp
+from ..engine.masks import hwc3
+from . import face_detect
 from . import image_prompt as ipg
 from .convert import image_to_u8, u8_to_image
 from .schema_util import advanced
@@ -177,7 +179,10 @@ class FooocusImagePromptIPAdapter(io.ComfyNode):
                 "to keys/values that are concatenated to the text keys/values of every cross-attention layer "
                 "(one softmax; Fooocus's formulation, not the additive one). The negative uses Fooocus's "
                 "precomputed negative tokens. Active while the sampling progress is below stop_at. Chaining "
-                "several of these nodes adds the image prompts together, as Fooocus does."
+                "several of these nodes adds the image prompts together, as Fooocus does. FaceSwap first crops "
+                "and aligns the face to 512x512 like Fooocus when a face detector is available (facexlib with "
+                "detection_Resnet50_Final.pth in models/controlnet, or an OpenCV YuNet .onnx in "
+                "models/facedetection); otherwise, or when no face is found, the whole image is used."
             ),
             inputs=[
                 io.Model.Input("model", tooltip="The model; a clone with the IP-Adapter attention is returned."),
@@ -186,23 +191,27 @@ class FooocusImagePromptIPAdapter(io.ComfyNode):
                 io.Image.Input("image", tooltip="The image prompt (first image of the batch is used)."),
                 io.Combo.Input("type", options=["ImagePrompt", "FaceSwap"], default="ImagePrompt",
                                tooltip="ImagePrompt (Fooocus default weight 0.6, stop 0.5) or FaceSwap (use the "
-                                       "face IP-Adapter; 0.75, 0.9). FaceSwap expects an aligned face crop: face "
-                                       "detection is not built in, so the whole image is used (Fooocus's "
-                                       "behaviour when no face is found)."),
+                                       "face IP-Adapter; 0.75, 0.9). FaceSwap crops and aligns the most "
+                                       "confident face first (needs facexlib or an OpenCV YuNet model; without "
+                                       "one, or with no face found, the whole image is used)."),
                 io.Float.Input("weight", default=0.6, min=0.0, max=2.0, step=0.01,
                                tooltip="Image prompt weight (k_ip and the mean of v_ip scaled by weight*C/1280)."),
                 io.Float.Input("stop_at", default=0.5, min=0.0, max=1.0, step=0.01,
                                tooltip="Active while progress = 1 - t/999 is below this."),
+                advanced(io.Boolean.Input("skip_preprocessor", default=False, optional=True,
+                                          tooltip="FaceSwap: use the whole image, no face crop (Fooocus 'skip "
+                                                  "preprocessors'). No effect on ImagePrompt.")),
             ],
             outputs=[io.Model.Output(display_name="model", tooltip="The model with the image prompt attention.")],
         )
 
     @classmethod
-    def execute(cls, model, ip_adapter, clip_vision, image, type, weight, stop_at) -> io.NodeOutput:  # noqa: A002
-        if type == "FaceSwap":
-            log.warning("Fooocus FaceSwap: no face detector is built in; using the whole image (as Fooocus does "
-                        "when it finds no face). Crop/align the face first for best results.")
-        px = pp.clip_vision_image(image_to_u8(image))
+    def execute(cls, model, ip_adapter, clip_vision, image, type, weight, stop_at,  # noqa: A002
+                skip_preprocessor=False) -> io.NodeOutput:
+        img = image_to_u8(image)
+        if type == "FaceSwap" and not skip_preprocessor:
+            img = face_detect.crop_face(hwc3(img))
+        px = pp.clip_vision_image(img)
         out = clip_vision.encode_image(u8_to_image(px), crop=False)
         enc = ipg.encode_ip(ip_adapter, out, float(stop_at), float(weight))
         return io.NodeOutput(ipg.add_ip_adapters(model, [enc]))

@@ -22,6 +22,8 @@ MODEL_FOLDERS: dict[str, set[str]] = {
     "safety_checker": {".bin", ".safetensors", ".json"},
     # Fooocus wildcards: <name>.txt, one choice per line, used as __name__ in prompts
     "wildcards": {".txt"},
+    # optional FaceSwap face detector weights (OpenCV YuNet .onnx; facexlib RetinaFace .pth)
+    "facedetection": {".onnx", ".pth"},
 }
 
 

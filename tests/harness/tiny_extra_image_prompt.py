@@ -13,8 +13,10 @@ Written under ``controlnet/`` (where Fooocus keeps them):
   tiny UNet (n = 1, 3, 5, ...), with that block's K width.
 - ``fooocus_ip_negative.safetensors``: ``{"data": float16 [1, 16, 2048]}``.
 
-A tiny CLIP vision model cannot be loaded by ComfyUI's ``CLIPVisionLoader`` (it picks configs by layer
-count), so tests build one in-process from :data:`TINY_CLIP_VISION_CONFIG` (``comfy.clip_vision.ClipVisionModel``).
+and under ``clip_vision/`` ``clip_vision_vit_h.safetensors`` (Fooocus's file name): the weights of a tiny
+``comfy.clip_vision.ClipVisionModel`` (:data:`TINY_CLIP_VISION_CONFIG`, transformers key layout). ComfyUI's
+``CLIPVisionLoader`` cannot load it (it picks configs by layer count); the test extension's
+``TinyCLIPVisionLoader`` (tests/harness/tiny_sdxl_ext) can, and tests substitute it in graphs.
 """
 from __future__ import annotations
 
@@ -22,13 +24,9 @@ from pathlib import Path
 
 import torch
 
-TINY_CLIP_WIDTH = 64
-TINY_CLIP_VISION_CONFIG = {
-    "attention_dropout": 0.0, "dropout": 0.0, "hidden_act": "gelu", "hidden_size": TINY_CLIP_WIDTH,
-    "image_size": 224, "initializer_factor": 1.0, "initializer_range": 0.02, "intermediate_size": 128,
-    "layer_norm_eps": 1e-05, "model_type": "clip_vision_model", "num_attention_heads": 2, "num_channels": 3,
-    "num_hidden_layers": 3, "patch_size": 32, "projection_dim": 32, "torch_dtype": "float32",
-}
+from tiny_sdxl_ext import TINY_CLIP_VISION_CONFIG, TINY_CLIP_WIDTH, tiny_clip_vision_model  # noqa: F401
+
+CLIP_VISION_FILE = "clip_vision_vit_h.safetensors"
 RESAMPLER = {"dim": 128, "depth": 2, "queries": 16, "out": 2048, "ff_mult": 4}
 
 
@@ -76,7 +74,7 @@ def _ip_adapter(model, seed: int) -> dict:
 def _controlnet(model, seed: int) -> dict:
     import comfy.cldm.cldm
     import comfy.ops
-    import tiny_sdxl_ext
+    import tiny_sdxl_ext  # noqa: F811
 
     cfg = dict(tiny_sdxl_ext.TINY_UNET_FULL_CONFIG)
     cfg.pop("out_channels")
@@ -97,6 +95,19 @@ def _controlnet(model, seed: int) -> dict:
     return {k: v.to(torch.float16).contiguous() for k, v in out.items()}
 
 
+def _clip_vision(seed: int) -> dict:
+    """Seeded weights of the tiny CLIP vision model (LayerNorm weights near 1, small random elsewhere)."""
+    cv = tiny_clip_vision_model()
+    g = torch.Generator().manual_seed(seed)
+    out = {}
+    for name, p in sorted(cv.model.state_dict().items()):
+        w = torch.randn(p.shape, generator=g) * (0.02 if p.ndim >= 2 else 0.01)
+        if "norm" in name and name.endswith("weight"):
+            w = w + 1.0
+        out[name] = w.to(torch.float16).contiguous()
+    return out
+
+
 def generate(out_dir: Path, model, clip, vae) -> None:
     import comfy.utils
 
@@ -108,3 +119,6 @@ def generate(out_dir: Path, model, clip, vae) -> None:
     torch.save(_ip_adapter(model, 64), d / "ip-adapter-plus-face_sdxl_vit-h.bin")
     neg = torch.randn(1, RESAMPLER["queries"], RESAMPLER["out"], generator=torch.Generator().manual_seed(65))
     comfy.utils.save_torch_file({"data": neg.to(torch.float16)}, str(d / "fooocus_ip_negative.safetensors"))
+    cv_dir = Path(out_dir) / "clip_vision"
+    cv_dir.mkdir(parents=True, exist_ok=True)
+    comfy.utils.save_torch_file(_clip_vision(7), str(cv_dir / CLIP_VISION_FILE))

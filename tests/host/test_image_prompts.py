@@ -2,7 +2,6 @@
 the IP-Adapter attention (ImagePrompt/FaceSwap) through attn2_replace."""
 from __future__ import annotations
 
-import json
 import sys
 
 import numpy as np
@@ -141,19 +140,26 @@ def test_controlnet_changes_output_with_weight_and_stop(tiny, controlnet):
 
 # -- IP-Adapter ----------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def clip_vision(inprocess_host, tmp_path_factory):
-    import comfy.clip_vision
-    import tiny_extra_image_prompt as tx
+def clip_vision(inprocess_host):
+    """The tiny CLIP vision model from models/clip_vision, through the test extension's loader."""
+    import nodes
 
-    cfg = tmp_path_factory.mktemp("clipv") / "tiny_clip_vision.json"
-    cfg.write_text(json.dumps(tx.TINY_CLIP_VISION_CONFIG))
-    cv = comfy.clip_vision.ClipVisionModel(str(cfg))
-    g = torch.Generator().manual_seed(7)
-    with torch.no_grad():
-        for name, p in sorted(cv.model.named_parameters()):
-            p.copy_(torch.randn(p.shape, generator=g) * (0.02 if p.ndim >= 2 else 0.01)
-                    + (1.0 if "norm" in name and name.endswith("weight") else 0.0))
-    return cv
+    return nodes.NODE_CLASS_MAPPINGS["TinyCLIPVisionLoader"]().load_clip("clip_vision_vit_h.safetensors")[0]
+
+
+def test_tiny_clip_vision_loader_has_clip_vision_loaders_interface(inprocess_host, clip_vision):
+    import comfy.clip_vision
+    import nodes
+
+    tiny, stock = nodes.NODE_CLASS_MAPPINGS["TinyCLIPVisionLoader"], nodes.NODE_CLASS_MAPPINGS["CLIPVisionLoader"]
+    assert tiny.INPUT_TYPES() == stock.INPUT_TYPES()
+    assert "clip_vision_vit_h.safetensors" in tiny.INPUT_TYPES()["required"]["clip_name"][0]
+    assert tiny.RETURN_TYPES == stock.RETURN_TYPES == ("CLIP_VISION",)
+    assert isinstance(clip_vision, comfy.clip_vision.ClipVisionModel)
+    out = clip_vision.encode_image(torch.rand(1, 224, 224, 3), crop=False)
+    assert out["penultimate_hidden_states"].shape == (1, 50, 64)  # 7x7 patches + class token, width 64
+    with pytest.raises(Exception, match="not_there"):
+        tiny().load_clip("not_there.safetensors")
 
 
 @pytest.fixture(scope="module")
@@ -275,37 +281,195 @@ def test_reapply_controlnets_and_inpaint_working_size(tiny, controlnet):
         node.execute(model, pos, neg, controlnet, _image(), "CPDS", 0.9, 0.5, 64, 64, inpaint=object())
 
 
+# -- FaceSwap face crop (nodes/face_detect.py) ---------------------------------------------------------
+def _face_image():
+    """A 300x400 image and landmarks of a 'face' (the FFHQ template scaled 0.4, shifted)."""
+    fa = _pack().engine.face_align
+    rng = np.random.default_rng(11)
+    img = rng.integers(0, 256, (300, 400, 3), dtype=np.uint8)
+    lm = fa.FFHQ_TEMPLATE_512 * 0.4 + np.array([120.0, 40.0])
+    return img, lm
+
+
+def test_crop_face_aligns_with_a_detector_and_falls_back(inprocess_host, caplog):
+    pack = _pack()
+    fd, fa = pack.nodes.face_detect, pack.engine.face_align
+    img, lm = _face_image()
+    seen = []
+
+    def detect(rgb):
+        seen.append(rgb)
+        return lm
+
+    face = fd.crop_face(img, fd.FaceDetector("fake", "", detect))
+    np.testing.assert_array_equal(face, fa.align_face(img, lm)[0])
+    assert face.shape == (512, 512, 3) and seen[0] is img
+    # no face found: the whole image, with a warning
+    with caplog.at_level("WARNING"):
+        assert fd.crop_face(img, fd.FaceDetector("fake", "", lambda rgb: None)) is img
+    assert "found no face" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        assert fd.crop_face(img, fd.FaceDetector("fake", "", lambda rgb: np.ones((5, 2)))) is img
+    assert "unusable landmarks" in caplog.text
+    with pytest.raises(ValueError, match="image"):
+        fd.crop_face(img[..., 0], fd.FaceDetector("fake", "", detect))
+
+
+def test_no_detector_warns_with_what_to_install(inprocess_host, caplog, monkeypatch):
+    fd = _pack().nodes.face_detect
+    monkeypatch.setattr(fd, "_facexlib_importable", lambda: False)
+    monkeypatch.setattr(fd, "find_model_file", lambda folders, accept: None)
+    img, _ = _face_image()
+    with caplog.at_level("WARNING"):
+        assert fd.crop_face(img) is img
+    msg = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(msg) == 1 and "\n" not in msg[0]
+    assert "facexlib" in msg[0] and "detection_Resnet50_Final.pth" in msg[0] and "models/controlnet" in msg[0]
+    assert "YuNet" in msg[0] and "models/facedetection" in msg[0]
+
+
+def test_bad_yunet_file_is_reported_and_whole_image_used(inprocess_host, caplog, monkeypatch, tmp_path):
+    pytest.importorskip("cv2")
+    fd = _pack().nodes.face_detect
+    bad = tmp_path / "face_detection_yunet_2023mar.onnx"
+    bad.write_bytes(b"not an onnx model")
+    monkeypatch.setattr(fd, "_facexlib_importable", lambda: False)
+    monkeypatch.setattr(fd, "_folder_dirs", lambda folder: [str(tmp_path)] if folder == "facedetection" else [])
+    det, why = fd.find_detector()
+    assert det is None and "YuNet could not be loaded" in why and str(bad) in why
+    img, _ = _face_image()
+    with caplog.at_level("WARNING"):
+        assert fd.crop_face(img) is img
+    assert "YuNet could not be loaded" in caplog.text
+
+
+def test_facexlib_detector_is_loaded_safely_from_models_controlnet(inprocess_host, monkeypatch, tmp_path):
+    """With facexlib importable, RetinaFace weights are read from the controlnet folder with the safe
+    loader ('module.' prefixes dropped) and the first detection's landmarks are aligned (BGR input, 0.97)."""
+    import types
+
+    fd = _pack().nodes.face_detect
+    img, lm = _face_image()
+    calls = {}
+
+    class FakeRetinaFace(torch.nn.Module):
+        def __init__(self, network_name, half, device=None):
+            super().__init__()
+            calls["init"] = (network_name, half, device)
+            self.body = torch.nn.Linear(2, 2)
+            self.device = "cuda"
+
+        def detect_faces(self, bgr, threshold):
+            calls["detect"] = (bgr, threshold)
+            row = np.concatenate([[0, 0, 10, 10, 0.99], lm.reshape(-1)])
+            return np.stack([row, row * 0 + 1])
+
+    mods = {"facexlib": types.ModuleType("facexlib"), "facexlib.detection": types.ModuleType("facexlib.detection"),
+            "facexlib.detection.retinaface": types.ModuleType("facexlib.detection.retinaface")}
+    mods["facexlib.detection.retinaface"].RetinaFace = FakeRetinaFace
+    for k, v in mods.items():
+        monkeypatch.setitem(sys.modules, k, v)
+    weights = {"module." + k: v for k, v in FakeRetinaFace("x", False).state_dict().items()}
+    weights = {k: torch.full_like(v, 0.5) for k, v in weights.items()}
+    torch.save(weights, tmp_path / "detection_Resnet50_Final.pth")
+    monkeypatch.setattr(fd, "_facexlib_importable", lambda: True)
+    monkeypatch.setattr(fd, "_folder_dirs", lambda folder: [str(tmp_path)] if folder == "controlnet" else [])
+    monkeypatch.setattr(fd, "_CACHE", {})
+    det, why = fd.find_detector()
+    assert det is not None and det.name == "facexlib RetinaFace" and not why
+    assert calls["init"][:2] == ("resnet50", False)
+    face = fd.crop_face(img)
+    bgr, thr = calls["detect"]
+    np.testing.assert_array_equal(bgr, img[:, :, ::-1])
+    assert thr == 0.97
+    np.testing.assert_array_equal(face, _pack().engine.face_align.align_face(img, lm)[0])
+    assert fd.find_detector()[0] is det  # cached
+
+
+def test_faceswap_node_crops_unless_skipped(tiny, ip_adapter, clip_vision, monkeypatch):
+    pack = _pack()
+    fd, node = pack.nodes.face_detect, pack.nodes.image_prompt_nodes.FooocusImagePromptIPAdapter
+    seen = []
+    monkeypatch.setattr(fd, "crop_face", lambda img: (seen.append(img.shape), np.zeros((512, 512, 3), np.uint8))[1])
+    model = tiny[0]
+    m_face = node.execute(model, ip_adapter, clip_vision, _image(0), "FaceSwap", 0.75, 0.9).result[0]
+    assert seen == [(SIZE, SIZE, 3)]
+    node.execute(model, ip_adapter, clip_vision, _image(0), "FaceSwap", 0.75, 0.9, skip_preprocessor=True)
+    node.execute(model, ip_adapter, clip_vision, _image(0), "ImagePrompt", 0.75, 0.9)
+    assert len(seen) == 1
+    # the cropped (here: black) image is what the IP-Adapter encodes
+    m_black = node.execute(model, ip_adapter, clip_vision, torch.zeros(1, 8, 8, 3), "ImagePrompt", 0.75, 0.9,
+                           skip_preprocessor=True).result[0]
+    key = pack.nodes.image_prompt.cross_attention_keys(model)[0]
+    p_face = m_face.model_options["transformer_options"]["patches_replace"]["attn2"][key].prompts[0]
+    p_black = m_black.model_options["transformer_options"]["patches_replace"]["attn2"][key].prompts[0]
+    torch.testing.assert_close(p_face.cond[0][0], p_black.cond[0][0])
+
+
 # -- end to end through the server (Fooocus Sampler, inpaint) -------------------------------------------
-def _inpaint_graph(n_prompts: int) -> dict:
+IP_FILES = {"ImagePrompt": "ip-adapter-plus_sdxl_vit-h.bin", "FaceSwap": "ip-adapter-plus-face_sdxl_vit-h.bin"}
+CN_FILES = {"PyraCanny": "control-lora-canny-rank128.safetensors", "CPDS": "fooocus_xl_cpds_128.safetensors"}
+
+
+def _inpaint_graph(prompts: list[tuple[str, float, float]]) -> dict:
+    """The default inpaint workflow (2 steps) with image prompts ``(type, weight, stop_at)`` chained in order;
+    the graph names ComfyUI's CLIPVisionLoader, which ``with_tiny`` swaps for TinyCLIPVisionLoader."""
     from inpaint_support import load_api_workflow, with_tiny
 
-    g = with_tiny(load_api_workflow("fooocus_inpaint_default"), FooocusInpaint_Sampler={"steps": 2})
+    g = load_api_workflow("fooocus_inpaint_default")
     g["20"] = {"class_type": "LoadImage", "inputs": {"image": "ip_example.png"}}
+    g["21"] = {"class_type": "CLIPVisionLoader", "inputs": {"clip_name": "clip_vision_vit_h.safetensors"}}
     model, pos, neg = ["1", 0], ["3", 0], ["4", 0]
-    files = ["control-lora-canny-rank128.safetensors", "fooocus_xl_cpds_128.safetensors"]
-    for i in range(n_prompts):
-        kind = ("PyraCanny", "CPDS")[i % 2]
-        g[f"3{i}"] = {"class_type": "ControlNetLoader", "inputs": {"control_net_name": files[i % 2]}}
-        g[f"4{i}"] = {"class_type": "FooocusInpaint_ImagePromptControlNet", "inputs": {
-            "model": model, "positive": pos, "negative": neg, "control_net": [f"3{i}", 0], "image": ["20", 0],
-            "type": kind, "weight": 1.0, "stop_at": 0.5, "width": 1024, "height": 1024, "softness": 0.25,
-            "skip_preprocessor": False, "canny_low": 64, "canny_high": 128, "inpaint": ["9", 0]}}
-        model, pos, neg = [f"4{i}", 0], [f"4{i}", 1], [f"4{i}", 2]
+    for i, (kind, weight, stop) in enumerate(prompts):
+        if kind in CN_FILES:
+            g[f"3{i}"] = {"class_type": "ControlNetLoader", "inputs": {"control_net_name": CN_FILES[kind]}}
+            g[f"4{i}"] = {"class_type": "FooocusInpaint_ImagePromptControlNet", "inputs": {
+                "model": model, "positive": pos, "negative": neg, "control_net": [f"3{i}", 0], "image": ["20", 0],
+                "type": kind, "weight": weight, "stop_at": stop, "width": 1024, "height": 1024, "softness": 0.25,
+                "skip_preprocessor": False, "canny_low": 64, "canny_high": 128, "inpaint": ["9", 0]}}
+            model, pos, neg = [f"4{i}", 0], [f"4{i}", 1], [f"4{i}", 2]
+        else:
+            g[f"3{i}"] = {"class_type": "FooocusInpaint_IPAdapterLoader", "inputs": {
+                "ip_adapter": IP_FILES[kind], "negative": "fooocus_ip_negative.safetensors"}}
+            g[f"4{i}"] = {"class_type": "FooocusInpaint_ImagePromptIPAdapter", "inputs": {
+                "model": model, "ip_adapter": [f"3{i}", 0], "clip_vision": ["21", 0], "image": ["20", 0],
+                "type": kind, "weight": weight, "stop_at": stop}}
+            model = [f"4{i}", 0]
     g["10"]["inputs"].update(model=model, positive=pos, negative=neg)
-    return g
+    return with_tiny(g, FooocusInpaint_Sampler={"steps": 2})
 
 
-@needs_cv2
-@pytest.mark.parametrize("n_prompts", [1, 4])
-def test_server_inpaint_with_controlnet_image_prompts(comfy, n_prompts):
-    from inpaint_support import WORKFLOWS, decode, png_bytes
+def _upload_inputs(comfy):
+    from inpaint_support import WORKFLOWS, png_bytes
 
     comfy.upload((WORKFLOWS / "input" / "fooocus_inpaint_example.png").read_bytes(), "fooocus_inpaint_example.png")
     comfy.upload((WORKFLOWS / "input" / "fooocus_inpaint_example_mask.png").read_bytes(),
                  "fooocus_inpaint_example_mask.png")
     comfy.upload(png_bytes((_image(5, 96)[0].numpy() * 255).astype(np.uint8)), "ip_example.png")
-    res = comfy.run(_inpaint_graph(n_prompts))
+
+
+def _run(comfy, prompts) -> np.ndarray:
+    from inpaint_support import decode
+
+    res = comfy.run(_inpaint_graph(prompts))
     assert res.status == "success", res.error
     assert len(res.images) == 1
     out = decode(res.images[0][2])
     assert out.ndim == 3 and out.shape[2] == 3
+    return out
+
+
+@needs_cv2
+def test_server_inpaint_with_four_mixed_image_prompts(comfy):
+    """Fooocus's 4 slots, one of each type (FaceSwap without a detector in the test host: whole image)."""
+    _upload_inputs(comfy)
+    _run(comfy, [("ImagePrompt", 0.6, 0.5), ("FaceSwap", 0.75, 0.9), ("PyraCanny", 1.0, 0.5), ("CPDS", 1.0, 0.5)])
+
+
+def test_server_inpaint_ip_adapter_weight_and_stop_at_matter(comfy):
+    """One ImagePrompt through the server; weight 0 and stop_at 0 each change the result."""
+    _upload_inputs(comfy)
+    on = _run(comfy, [("ImagePrompt", 1.0, 1.0)])
+    assert not np.array_equal(on, _run(comfy, [("ImagePrompt", 0.0, 1.0)]))
+    assert not np.array_equal(on, _run(comfy, [("ImagePrompt", 1.0, 0.0)]))

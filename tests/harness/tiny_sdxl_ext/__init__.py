@@ -9,9 +9,20 @@ The tiny model is the real ``comfy.model_base.SDXL`` (ADM size conditioning, 204
 cross-attention) with a 32-channel UNet, and the real SDXL CLIP-L + CLIP-G classes with 3 layers,
 a narrow MLP and a 1024-row hashed token table (token ids are taken modulo 1024), so the shipped
 tokenizers and every code path stay those of SDXL.
+
+It also provides the node ``TinyCLIPVisionLoader``: the same input (``clip_name``, a combo of the
+``clip_vision`` files) and output (``CLIP_VISION``) as ComfyUI's ``CLIPVisionLoader``, which cannot load
+the tiny CLIP vision file (``comfy.clip_vision.load`` picks its config by layer count). It builds the real
+``comfy.clip_vision.ClipVisionModel`` from :data:`TINY_CLIP_VISION_CONFIG` and loads the file's weights.
+Tests substitute it for ``CLIPVisionLoader`` in graphs.
 """
 from __future__ import annotations
 
+import json
+import os
+import tempfile
+
+import comfy.clip_vision
 import comfy.ops
 import comfy.sdxl_clip
 import comfy.supported_models
@@ -78,4 +89,52 @@ class TinySDXL(comfy.supported_models.SDXL):
 if not any(getattr(m, "__name__", "") == "TinySDXL" for m in comfy.supported_models.models):
     comfy.supported_models.models.insert(0, TinySDXL)
 
-NODE_CLASS_MAPPINGS: dict = {}
+
+TINY_CLIP_WIDTH = 64
+#: A 3-layer, 64-wide ViT with the CLIP-ViT-H/14 code path (``clip_vision_model``, 224 input).
+TINY_CLIP_VISION_CONFIG = {
+    "attention_dropout": 0.0, "dropout": 0.0, "hidden_act": "gelu", "hidden_size": TINY_CLIP_WIDTH,
+    "image_size": 224, "initializer_factor": 1.0, "initializer_range": 0.02, "intermediate_size": 128,
+    "layer_norm_eps": 1e-05, "model_type": "clip_vision_model", "num_attention_heads": 2, "num_channels": 3,
+    "num_hidden_layers": 3, "patch_size": 32, "projection_dim": 32, "torch_dtype": "float32",
+}
+
+
+def tiny_clip_vision_model() -> comfy.clip_vision.ClipVisionModel:
+    """An (unloaded) ``ClipVisionModel`` of the tiny config (``ClipVisionModel`` reads a json file)."""
+    with tempfile.TemporaryDirectory(prefix="tiny_clip_vision_") as d:
+        path = os.path.join(d, "config.json")
+        with open(path, "w") as f:
+            json.dump(TINY_CLIP_VISION_CONFIG, f)
+        return comfy.clip_vision.ClipVisionModel(path)
+
+
+class TinyCLIPVisionLoader:
+    """``CLIPVisionLoader`` for the tiny CLIP vision weights (same input and output)."""
+
+    @classmethod
+    def INPUT_TYPES(cls):  # noqa: N802 - ComfyUI's name
+        import folder_paths
+
+        return {"required": {"clip_name": (folder_paths.get_filename_list("clip_vision"),)}}
+
+    RETURN_TYPES = ("CLIP_VISION",)
+    FUNCTION = "load_clip"
+    CATEGORY = "loaders"
+
+    def load_clip(self, clip_name):
+        import comfy.utils
+        import folder_paths
+
+        path = folder_paths.get_full_path_or_raise("clip_vision", clip_name)
+        sd = comfy.utils.load_torch_file(path)
+        cv = tiny_clip_vision_model()
+        missing, unexpected = cv.load_sd(sd)
+        if missing or unexpected:
+            raise RuntimeError(f"{clip_name}: not a tiny CLIP vision file (missing {list(missing)[:4]}, "
+                               f"unexpected {list(unexpected)[:4]})")
+        return (cv,)
+
+
+NODE_CLASS_MAPPINGS: dict = {"TinyCLIPVisionLoader": TinyCLIPVisionLoader}
+NODE_DISPLAY_NAME_MAPPINGS: dict = {"TinyCLIPVisionLoader": "Load CLIP Vision (tiny, tests)"}
