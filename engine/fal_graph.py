@@ -26,10 +26,21 @@ only seen at run time: the inpaint graph then returns the image unchanged (docum
 
 Field by field meaning: :data:`FIELD_MAPPING` and ``docs/fal_mapping.md``.
 
-Not supported yet (raise :class:`UnsupportedRequestError`): a refiner that Fooocus would actually use
-(``refiner_model`` != "None" with performance Speed or Quality) and image prompts that Fooocus would
-actually use (``mixing_image_prompt_and_inpaint`` true and a slot with an image) -- see
-:func:`check_supported`.
+Refiner (``refiner_model`` realisticVisionV60B1_v51VAE, SD1.5; used with Speed / Quality): a second
+``CheckpointLoaderSimple`` (``ModelNames.refiners``) through a LoRA Stack with the user's slots (Fooocus
+applies the user LoRAs to the refiner; SDXL LoRAs do not fit SD1.5 and are skipped with a warning), and
+``Fooocus Sampler (SD1.5 refiner)`` instead of Fooocus Sampler (VAE swap + XL->v1 interposer
+``ModelNames.interposer``, sigmas x 1.4, seed + 1, ``refiner_switch`` from the request, no synthetic
+refiner). Text-to-image with a refiner is not supported (:func:`check_supported`).
+
+Image prompts (``mixing_image_prompt_and_inpaint`` true, slots with an image; fooocus-pipeline.md §8):
+ImagePrompt / FaceSwap -> ``FooocusInpaint_ImagePromptIPAdapter`` (``FooocusInpaint_IPAdapterLoader`` per
+adapter file + one ``CLIPVisionLoader``) chained on the model after Performance; PyraCanny / CPDS ->
+``ControlNetLoader`` + ``FooocusInpaint_ImagePromptControlNet`` (hint at the inpaint working size via its
+``inpaint`` input, or at ``aspect_ratio`` for text-to-image) on the model and on conditionings from
+``Fooocus Prompt Encode``; the samplers that encode the prompt per image re-apply the ControlNets recorded
+on the model. The inpaint patch and head are added by the sampler on a clone of that model (weight patch,
+input-block patch and attention replaces commute, so the order matches Fooocus's "patch, then IP-Adapter").
 """
 from __future__ import annotations
 
@@ -48,9 +59,15 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "FIELD_MAPPING", "FILENAME_PREFIX", "PATCH_FILES", "SAVE_NODE_ID", "GraphInputs", "ModelNames",
-    "UnsupportedRequestError", "build_graph", "check_against_object_info", "check_supported",
+    "UnsupportedRequestError", "build_graph", "build_layout_graph", "check_against_object_info", "check_supported",
     "effective_refiner", "image_prompts_used", "is_text_to_image", "lora_file_name",
 ]
+
+#: Image prompt types that use a ControlNet / an IP-Adapter (fooocus-pipeline.md §8).
+CONTROLNET_TYPES = ("PyraCanny", "CPDS")
+IP_ADAPTER_TYPES = ("ImagePrompt", "FaceSwap")
+#: Fooocus ControlNet softness and PyraCanny thresholds (not exposed by fal).
+CN_SOFTNESS, CANNY_LOW, CANNY_HIGH = 0.25, 64, 128
 
 #: Id of the ``FooocusInpaint_SaveImage`` node in every built graph (its /history output is the answer).
 SAVE_NODE_ID = "save"
@@ -89,8 +106,11 @@ class ModelNames:
     ``upscaler`` (upscale_models; ``None`` = no ESRGAN pre-upscale of small crops), ``loras`` (a fal
     ``LoraWeight.path`` or its :func:`lora_file_name` -> file in loras; unmapped paths use the file name),
     the performance LoRAs (loras), ``refiners`` (fal ``refiner_model`` value -> checkpoint file; unmapped
-    values are used as is), ``safety_checker`` (safety_checker) and ``expansion`` (the Fooocus V2 folder
-    in prompt_expansion).
+    values are used as is), ``interposer`` (vae_approx; the XL->v1 latent interposer of the SD1.5 refiner),
+    ``safety_checker`` (safety_checker), ``expansion`` (the Fooocus V2 folder in prompt_expansion), and the
+    image prompt models: ``clip_vision`` (clip_vision), ``ip_adapter`` / ``ip_adapter_face`` /
+    ``ip_negative`` (controlnet; ImagePrompt / FaceSwap / Fooocus's negative tokens), ``controlnet_canny``
+    / ``controlnet_cpds`` (controlnet; PyraCanny / CPDS).
     """
 
     checkpoint: str = "juggernautXL_v8Rundiffusion.safetensors"
@@ -102,8 +122,23 @@ class ModelNames:
     lightning_lora: str = "sdxl_lightning_4step_lora.safetensors"
     hyper_sd_lora: str = "sdxl_hyper_sd_4step_lora.safetensors"
     refiners: Mapping[str, str] = field(default_factory=dict)
+    interposer: str = "xl-to-v1_interposer-v4.0.safetensors"
     safety_checker: str = "stable-diffusion-safety-checker.bin"
     expansion: str = "fooocus_expansion"
+    clip_vision: str = "clip_vision_vit_h.safetensors"
+    ip_adapter: str = "ip-adapter-plus_sdxl_vit-h.bin"
+    ip_adapter_face: str = "ip-adapter-plus-face_sdxl_vit-h.bin"
+    ip_negative: str = "fooocus_ip_negative.safetensors"
+    controlnet_canny: str = "control-lora-canny-rank128.safetensors"
+    controlnet_cpds: str = "fooocus_xl_cpds_128.safetensors"
+
+    def image_prompt_file(self, kind: str) -> str:
+        """The model file of an image prompt type (IP-Adapter for ImagePrompt/FaceSwap, ControlNet else)."""
+        files = {"ImagePrompt": self.ip_adapter, "FaceSwap": self.ip_adapter_face,
+                 "PyraCanny": self.controlnet_canny, "CPDS": self.controlnet_cpds}
+        if kind not in files:
+            raise ValueError(f"type: expected one of {list(files)}, got {kind!r}")
+        return files[kind]
 
 
 #: fal field -> (where it goes in the built graph, what it means). ``docs/fal_mapping.md`` is the long form.
@@ -118,8 +153,11 @@ FIELD_MAPPING: dict[str, tuple[str, str]] = {
                      "ignored for inpaint/outpaint: the working size comes from the crop"),
     "num_images": ("FooocusInpaint_Sampler.num_images (or one KSampler per image)", "images seed, seed+1, ..."),
     "loras": ("FooocusInpaint_LoraStack.lora_i/weight_i", "user LoRAs on model and CLIP, before Performance"),
-    "refiner_model": ("not supported yet (error) unless forced off by performance", "refiner checkpoint"),
-    "refiner_switch": ("unused (only with a real refiner)", "Fooocus forces 0.8 for the synthetic refiner"),
+    "refiner_model": ("CheckpointLoaderSimple (ModelNames.refiners) -> LoraStack -> "
+                      "FooocusInpaint_SamplerSD15Refiner.refiner/refiner_vae (Speed/Quality only)",
+                      "SD1.5 refiner: VAE swap + XL->v1 interposer; forced off by the LoRA presets"),
+    "refiner_switch": ("FooocusInpaint_SamplerSD15Refiner.refiner_switch (only with a refiner)",
+                       "base steps fraction; Fooocus forces 0.8 for the synthetic refiner"),
     "output_format": ("FooocusInpaint_SaveImage.format", "png / jpeg / webp encoding"),
     "sync_mode": ("none (client side)", "the client returns data URIs instead of file URLs"),
     "seed": ("FooocusInpaint_Sampler.seed (build_graph's seed)", "seed of image 0; null = random"),
@@ -137,10 +175,18 @@ FIELD_MAPPING: dict[str, tuple[str, str]] = {
     "inpaint_respective_field": ("FooocusInpaint_InpaintConditioning.respective_field", "crop context 0..1"),
     "inpaint_erode_or_dilate": ("FooocusInpaint_MaskErodeDilate.amount", "pixels, before invert"),
     "invert_mask": ("FooocusInpaint_MaskErodeDilate.invert", "invert after erode/dilate"),
-    "image_prompt_1": ("not supported yet when used (mixing on + image)", "image prompt slot 1"),
-    "image_prompt_2": ("not supported yet when used (mixing on + image)", "image prompt slot 2"),
-    "image_prompt_3": ("not supported yet when used (mixing on + image)", "image prompt slot 3"),
-    "image_prompt_4": ("not supported yet when used (mixing on + image)", "image prompt slot 4"),
+    "image_prompt_1": ("LoadImage (GraphInputs.image_prompts[1]) -> FooocusInpaint_ImagePromptIPAdapter "
+                       "(ImagePrompt/FaceSwap) or FooocusInpaint_ImagePromptControlNet (PyraCanny/CPDS)",
+                       "image prompt slot 1: type, weight, stop_at; only with mixing"),
+    "image_prompt_2": ("LoadImage (GraphInputs.image_prompts[2]) -> FooocusInpaint_ImagePromptIPAdapter "
+                       "(ImagePrompt/FaceSwap) or FooocusInpaint_ImagePromptControlNet (PyraCanny/CPDS)",
+                       "image prompt slot 2: type, weight, stop_at; only with mixing"),
+    "image_prompt_3": ("LoadImage (GraphInputs.image_prompts[3]) -> FooocusInpaint_ImagePromptIPAdapter "
+                       "(ImagePrompt/FaceSwap) or FooocusInpaint_ImagePromptControlNet (PyraCanny/CPDS)",
+                       "image prompt slot 3: type, weight, stop_at; only with mixing"),
+    "image_prompt_4": ("LoadImage (GraphInputs.image_prompts[4]) -> FooocusInpaint_ImagePromptIPAdapter "
+                       "(ImagePrompt/FaceSwap) or FooocusInpaint_ImagePromptControlNet (PyraCanny/CPDS)",
+                       "image prompt slot 4: type, weight, stop_at; only with mixing"),
     "mixing_image_prompt_and_inpaint": ("gate for image_prompt_1..4", "image prompts act only when true"),
     "enable_safety_checker": ("FooocusInpaint_SafetyChecker.enabled", "black out NSFW images, report flags"),
 }
@@ -192,32 +238,21 @@ def is_text_to_image(req: InpaintRequest, inputs: GraphInputs) -> bool:
     return inputs.mask is None and not opts.outpaint_selections and not opts.invert_mask
 
 
-def check_supported(req: InpaintRequest) -> None:
-    """Raise :class:`UnsupportedRequestError` if the request needs a feature the pack does not run yet.
+def check_supported(req: InpaintRequest, inputs: GraphInputs | None = None) -> None:
+    """Raise :class:`UnsupportedRequestError` if the request needs a feature the pack does not run.
 
-    - a refiner (``effective_refiner(req) != "None"``): fal's only refiner, realisticVisionV60B1_v51VAE, is
-      SD1.5 (Fooocus's 'vae' swap with the XL-to-v1 interposer), which no node of the pack runs yet;
-    - image prompts that would be used (:func:`image_prompts_used`): not mapped yet (TODO below).
-
-    ``refiner_switch`` alone is fine: Fooocus uses it only with a real refiner (and forces 0.8 for the
-    synthetic one); image prompts without ``mixing_image_prompt_and_inpaint`` are ignored by Fooocus.
+    The only one left: a refiner (``effective_refiner(req) != "None"``) on the text-to-image path
+    (``inputs`` given and :func:`is_text_to_image`): the SD1.5 refiner's VAE swap exists only in
+    ``Fooocus Sampler (SD1.5 refiner)``, which samples an inpaint job. Fooocus would run the base for
+    ``round(steps x refiner_switch)`` steps and finish with the SD1.5 model. Use ``refiner_model`` "None",
+    a LoRA performance (which turns the refiner off, as in Fooocus), or give a mask.
     """
     refiner = effective_refiner(req)
-    if refiner != NONE:
+    if refiner != NONE and inputs is not None and is_text_to_image(req, inputs):
         raise UnsupportedRequestError(
-            f"refiner_model: {refiner!r} is not supported yet (an SD1.5 refiner needs Fooocus's VAE swap and "
-            f"XL-to-v1 interposer; the pack's Fooocus Refiner node takes SDXL refiners only); use 'None', or a "
-            f"performance of {sorted(RESTRICTED_PERFORMANCES)} which turns the refiner off as in Fooocus")
-    used = image_prompts_used(req)
-    if used:
-        raise UnsupportedRequestError(
-            f"image_prompt_{used[0]}: image prompts with mixing_image_prompt_and_inpaint=true are not supported yet "
-            "by the fal graph builder; set mixing_image_prompt_and_inpaint to false (Fooocus then ignores the image "
-            "prompts)")
-    # TODO(image prompts): map used slots to FooocusInpaint_IPAdapterLoader + CLIPVisionLoader +
-    # FooocusInpaint_ImagePromptIPAdapter (ImagePrompt/FaceSwap, on the model before the sampler) and
-    # FooocusInpaint_ImagePromptControlNet (PyraCanny/CPDS, needs per-image CONDITIONING, i.e. Fooocus Prompt
-    # Encode instead of the sampler's `prompt` input), sized to the inpaint working size (fooocus-pipeline.md §8).
+            f"refiner_model: {refiner!r} is not supported for text-to-image requests (no mask, no outpaint, no "
+            f"invert_mask): the pack runs the SD1.5 refiner's VAE swap only for inpaint; use 'None', a performance "
+            f"of {sorted(RESTRICTED_PERFORMANCES)} (which turns the refiner off as in Fooocus), or give a mask")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -247,6 +282,10 @@ def _check_args(req: Any, inputs: Any, seed: Any, models: Any) -> None:
     for slot, name in inputs.image_prompts.items():
         if isinstance(slot, bool) or slot not in (1, 2, 3, 4) or not isinstance(name, str) or not name:
             raise ValueError(f"inputs.image_prompts: expected slots 1..4 -> file names, got {slot!r}: {name!r}")
+    missing = [i for i in image_prompts_used(req) if i not in inputs.image_prompts]
+    if missing:
+        raise ValueError(f"inputs.image_prompts: image_prompt_{missing[0]} is used (mixing_image_prompt_and_inpaint "
+                         f"is true); upload its image_url and pass the file name for slot {missing[0]}")
     bad_styles = [s for s in req.styles if "," in s or "\n" in s or "\r" in s]
     if bad_styles:
         raise ValueError(f"req.styles: style names may not contain commas or line breaks: {bad_styles}")
@@ -281,11 +320,89 @@ def _model_stack(g: Graph, req: InpaintRequest, models: ModelNames):
     return ckpt, performance
 
 
+def _refiner_stack(g: Graph, req: InpaintRequest, models: ModelNames):
+    """(checkpoint, LoRA stack) of the refiner, or ``None`` when Fooocus uses none."""
+    refiner = effective_refiner(req)
+    if refiner == NONE:
+        return None
+    name = models.refiners.get(refiner) or refiner
+    ckpt = g.add("CheckpointLoaderSimple", "Load Refiner (fal refiner_model)", "Refiner", ckpt_name=name)
+    loras = g.add("FooocusInpaint_LoraStack", "Refiner LoRAs (fal loras, skipped where they do not fit)", "Refiner",
+                  model=ckpt.out(0), clip=ckpt.out(1), **_lora_slots(req, models))
+    return ckpt, loras
+
+
 def _prompt(g: Graph, req: InpaintRequest, performance, additional_prompt: str, models: ModelNames):
+    """Fooocus Prompt; its ``model`` output (Performance's model plus the prompt's inline ``<lora:...>``
+    LoRAs) is the model the samplers use. ``upstream_loras``: the LoRA Stack's files (Fooocus skips an
+    inline LoRA naming one of them, and counts them towards the limit of 5)."""
+    upstream = [v for k, v in _lora_slots(req, models).items() if k.startswith("lora_") and v != NONE]
     return g.add("FooocusInpaint_Prompt", "Prompt (fal prompt, negative_prompt, styles)", "Prompt",
                  clip=performance.out(1), prompt=req.prompt, negative_prompt=req.negative_prompt,
                  styles=", ".join(req.styles), inpaint_additional_prompt=additional_prompt,
-                 expansion_model=models.expansion, clip_skip=CLIP_SKIP)
+                 expansion_model=models.expansion, clip_skip=CLIP_SKIP, model=performance.out(0),
+                 read_wildcards_in_order=False, upstream_loras=",".join(upstream))
+
+
+@dataclass
+class _ImagePrompts:
+    """Image prompt slots split by kind, with their LoadImage nodes (built once)."""
+
+    ip: list = field(default_factory=list)   # (slot, ImagePrompt, LoadImage ref)
+    cn: list = field(default_factory=list)   # (slot, ImagePrompt, LoadImage ref, ControlNetLoader ref)
+
+
+def _image_prompt_inputs(g: Graph, req: InpaintRequest, inputs: GraphInputs, models: ModelNames) -> _ImagePrompts:
+    out = _ImagePrompts()
+    loaders: dict[str, Any] = {}
+    for slot in image_prompts_used(req):
+        p = req.image_prompts[slot - 1]
+        image = g.add("LoadImage", f"Image prompt {slot} (fal image_prompt_{slot}.image_url, {p.type})",
+                      "Image prompts", image=inputs.image_prompts[slot])
+        if p.type in CONTROLNET_TYPES:
+            name = models.image_prompt_file(p.type)
+            if name not in loaders:
+                loaders[name] = g.add("ControlNetLoader", f"ControlNet ({p.type})", "Image prompts",
+                                      control_net_name=name)
+            out.cn.append((slot, p, image, loaders[name]))
+        else:
+            out.ip.append((slot, p, image))
+    return out
+
+
+def _apply_ip_adapters(g: Graph, ips: _ImagePrompts, models: ModelNames, model: list) -> list:
+    """Chain the ImagePrompt/FaceSwap slots on ``model`` (a link); returns the new model link."""
+    if not ips.ip:
+        return model
+    clip_vision = g.add("CLIPVisionLoader", "CLIP Vision (ViT-H)", "Image prompts", clip_name=models.clip_vision)
+    adapters: dict[str, Any] = {}
+    for slot, p, image in ips.ip:
+        name = models.image_prompt_file(p.type)
+        if name not in adapters:
+            adapters[name] = g.add("FooocusInpaint_IPAdapterLoader", f"IP-Adapter ({p.type})", "Image prompts",
+                                   ip_adapter=name, negative=models.ip_negative)
+        node = g.add("FooocusInpaint_ImagePromptIPAdapter",
+                     f"Image prompt {slot} (IP-Adapter, fal weight / stop_at)", "Image prompts", model=model,
+                     ip_adapter=adapters[name].out(0), clip_vision=clip_vision.out(0), image=image.out(0),
+                     type=p.type, weight=float(p.weight), stop_at=float(p.stop_at))
+        model = node.out(0)
+    return model
+
+
+def _apply_controlnets(g: Graph, ips: _ImagePrompts, model: list, positive: list, negative: list, *,
+                       inpaint: list | None = None, size: tuple[int, int] = (1024, 1024), label: str = ""):
+    """Chain the PyraCanny/CPDS slots on (model, positive, negative) links; returns the new links. The hint is
+    made at the inpaint working size when ``inpaint`` (a link) is given, else at ``size`` = (width, height)."""
+    for slot, p, image, loader in ips.cn:
+        extra = {"inpaint": inpaint} if inpaint is not None else {}
+        node = g.add("FooocusInpaint_ImagePromptControlNet",
+                     f"Image prompt {slot} (ControlNet, fal weight / stop_at){label}", "Image prompts",
+                     model=model, positive=positive, negative=negative, control_net=loader.out(0),
+                     image=image.out(0), type=p.type, weight=float(p.weight), stop_at=float(p.stop_at),
+                     width=int(size[0]), height=int(size[1]), softness=CN_SOFTNESS, skip_preprocessor=False,
+                     canny_low=CANNY_LOW, canny_high=CANNY_HIGH, **extra)
+        model, positive, negative = node.out(0), node.out(1), node.out(2)
+    return model, positive, negative
 
 
 def _inpaint_nodes(g: Graph, req: InpaintRequest, opts: InpaintOptions, inputs: GraphInputs, seed: int,
@@ -318,30 +435,69 @@ def _inpaint_nodes(g: Graph, req: InpaintRequest, opts: InpaintOptions, inputs: 
         cond_inputs["upscale_model"] = upscaler.out(0)
     cond = g.add("FooocusInpaint_InpaintConditioning", "Inpaint Conditioning (fal strength, respective field)",
                  "Inpaint", **cond_inputs)
-    sampler_inputs: dict[str, Any] = dict(
-        model=performance.out(0), vae=ckpt.out(2), inpaint=cond.out(0), seed=seed, steps=performance.out(2),
-        cfg=performance.out(3), sampler_name=performance.out(4), scheduler=performance.out(5),
-        refiner_switch=SYNTHETIC_REFINER_SWITCH if opts.use_synthetic_refiner else 1.0,
-        prompt=prompt.out(0), num_images=int(req.num_images),
-        disable_initial_latent=bool(opts.disable_initial_latent))
+    ips = _image_prompt_inputs(g, req, inputs, models)
+    model = _apply_ip_adapters(g, ips, models, prompt.out(1))
+    refiner = _refiner_stack(g, req, models)
+    common: dict[str, Any] = dict(vae=ckpt.out(2), inpaint=cond.out(0), steps=performance.out(2),
+                                  cfg=performance.out(3), sampler_name=performance.out(4),
+                                  scheduler=performance.out(5))
     if loader is not None:
-        sampler_inputs["inpaint_patch"] = loader.out(0)
-    return g.add("FooocusInpaint_Sampler", "Fooocus Sampler (fal seed, num_images)", "Inpaint", **sampler_inputs)
+        common["inpaint_patch"] = loader.out(0)
+    if refiner is None:
+        if ips.cn:
+            # the ControlNet nodes need conditionings (image 0's); the sampler re-encodes per image and
+            # re-applies the ControlNets recorded on the model (nodes.image_prompt.reapply_controlnets)
+            enc = g.add("FooocusInpaint_PromptEncode", "Prompt Encode (for the ControlNets)", "Image prompts",
+                        prompt=prompt.out(0), seed=seed, image_index=0)
+            model, _, _ = _apply_controlnets(g, ips, model, enc.out(0), enc.out(1), inpaint=cond.out(0))
+        return g.add("FooocusInpaint_Sampler", "Fooocus Sampler (fal seed, num_images)", "Inpaint", model=model,
+                     seed=seed, refiner_switch=SYNTHETIC_REFINER_SWITCH if opts.use_synthetic_refiner else 1.0,
+                     prompt=prompt.out(0), num_images=int(req.num_images),
+                     disable_initial_latent=bool(opts.disable_initial_latent), **common)
+    if opts.disable_initial_latent:
+        log.warning("inpaint_disable_initial_latent has no effect with the SD1.5 refiner (its sampler starts from "
+                    "the fill latent)")
+    r_ckpt, r_loras = refiner
+    sd15: dict[str, Any] = dict(clip=performance.out(1), refiner=r_loras.out(0), refiner_vae=r_ckpt.out(2),
+                                refiner_switch=float(req.refiner_switch), interposer=models.interposer, **common)
+    title = "Fooocus Sampler, SD1.5 refiner (fal seed, num_images, refiner_switch)"
+    if not ips.cn:
+        return g.add("FooocusInpaint_SamplerSD15Refiner", title, "Inpaint", model=model, seed=seed,
+                     prompt=prompt.out(0), num_images=int(req.num_images), **sd15)
+    # This sampler does not re-apply recorded ControlNets to its per-image prompt encodes: give it each
+    # image's conditionings (Prompt Encode seed+i -> ControlNets) and one image per sampler, batched.
+    images = None
+    for i in range(int(req.num_images)):
+        seed_i = (seed + i) % (MAX_SEED + 1)
+        enc = g.add("FooocusInpaint_PromptEncode", f"Prompt Encode (image {i + 1})", "Image prompts",
+                    prompt=prompt.out(0), seed=seed_i, image_index=i)
+        m_i, pos, neg = _apply_controlnets(g, ips, model, enc.out(0), enc.out(1), inpaint=cond.out(0),
+                                           label=f" image {i + 1}")
+        node = g.add("FooocusInpaint_SamplerSD15Refiner", f"{title} image {i + 1}", "Inpaint", model=m_i,
+                     seed=seed_i, positive=pos, negative=neg, num_images=1, **sd15)
+        images = node if images is None else g.add("ImageBatch", f"Batch (images 1-{i + 1})", "Inpaint",
+                                                   image1=images.out(0), image2=node.out(0))
+    return images
 
 
-def _text_to_image_nodes(g: Graph, req: InpaintRequest, seed: int, ckpt, performance, prompt):
+def _text_to_image_nodes(g: Graph, req: InpaintRequest, inputs: GraphInputs, seed: int, models: ModelNames,
+                         ckpt, performance, prompt):
     width, height = req.width_height
     latent = g.add("EmptyLatentImage", "Empty Latent (fal aspect_ratio)", "Text to image", width=width,
                    height=height, batch_size=1)
+    ips = _image_prompt_inputs(g, req, inputs, models)
+    model = _apply_ip_adapters(g, ips, models, prompt.out(1))
     images = None
     for i in range(int(req.num_images)):
         seed_i = (seed + i) % (MAX_SEED + 1)
         enc = g.add("FooocusInpaint_PromptEncode", f"Prompt Encode (image {i + 1})", "Text to image",
                     prompt=prompt.out(0), seed=seed_i, image_index=i)
-        samples = g.add("KSampler", f"KSampler (image {i + 1})", "Text to image", model=performance.out(0),
+        m_i, pos, neg = _apply_controlnets(g, ips, model, enc.out(0), enc.out(1), size=(width, height),
+                                           label=f" image {i + 1}")
+        samples = g.add("KSampler", f"KSampler (image {i + 1})", "Text to image", model=m_i,
                         seed=seed_i, steps=performance.out(2), cfg=performance.out(3),
-                        sampler_name=performance.out(4), scheduler=performance.out(5), positive=enc.out(0),
-                        negative=enc.out(1), latent_image=latent.out(0), denoise=1.0)
+                        sampler_name=performance.out(4), scheduler=performance.out(5), positive=pos,
+                        negative=neg, latent_image=latent.out(0), denoise=1.0)
         decoded = g.add("VAEDecode", f"VAE Decode (image {i + 1})", "Text to image", samples=samples.out(0),
                         vae=ckpt.out(2))
         images = decoded if images is None else g.add("ImageBatch", f"Batch (images 1-{i + 1})", "Text to image",
@@ -349,23 +505,10 @@ def _text_to_image_nodes(g: Graph, req: InpaintRequest, seed: int, ckpt, perform
     return images
 
 
-def build_graph(req: InpaintRequest, inputs: GraphInputs, *, seed: int,
-                models: ModelNames = ModelNames()) -> dict:
-    """The ComfyUI API-format graph (``{id: {"class_type", "inputs", "_meta"}}``) running ``req``.
-
-    ``req``: a validated request (:func:`~.request.parse_request`); ``inputs``: uploaded file names (a mask
-    file exactly when ``req.mask_image_url`` is set); ``seed``: int in [0, 2**63-1], the request's own seed
-    if it has one (:func:`~.request.resolve_seed`); ``models``: server file names. Deterministic: equal
-    arguments give an equal dict. Node ids are "1", "2", ... in build order, plus :data:`SAVE_NODE_ID`.
-    Resolution of the inpaint settings: :func:`~.request.effective_inpaint_options` (mode presets,
-    override, outpaint forcing strength and respective field to 1.0). Fooocus counterpart: the whole of
-    ``async_worker.handler`` for one inpaint task (fooocus-pipeline.md §0).
-
-    Raises ``ValueError`` for bad arguments and :class:`UnsupportedRequestError` (a ``ValueError``) for
-    features not available yet (:func:`check_supported`).
-    """
+def _build(req: InpaintRequest, inputs: GraphInputs, seed: int, models: ModelNames):
+    """(Graph, safety checker ref): everything but the save node (see :func:`build_graph`)."""
     _check_args(req, inputs, seed, models)
-    check_supported(req)
+    check_supported(req, inputs)
     opts = effective_inpaint_options(req)
     ignored = [i for i, p in enumerate(req.image_prompts, 1) if p is not None and p.image_url
                and not req.mixing_image_prompt_and_inpaint]
@@ -376,18 +519,51 @@ def build_graph(req: InpaintRequest, inputs: GraphInputs, *, seed: int,
     if is_text_to_image(req, inputs):
         log.info("no mask, no outpaint and no invert: text-to-image at %s, as Fooocus does", req.aspect_ratio)
         prompt = _prompt(g, req, performance, "", models)
-        images = _text_to_image_nodes(g, req, seed, ckpt, performance, prompt)
+        images = _text_to_image_nodes(g, req, inputs, seed, models, ckpt, performance, prompt)
     else:
         prompt = _prompt(g, req, performance, opts.additional_prompt, models)
         images = _inpaint_nodes(g, req, opts, inputs, seed, models, ckpt, performance, prompt)
     safety = g.add("FooocusInpaint_SafetyChecker", "Safety Checker (fal enable_safety_checker)", "Output",
                    images=images.out(0), enabled=bool(req.enable_safety_checker), checker=models.safety_checker)
+    return g, safety
+
+
+def _save_inputs(req: InpaintRequest, safety) -> dict:
+    return {"images": safety.out(0), "format": req.output_format, "filename_prefix": FILENAME_PREFIX,
+            "has_nsfw_concepts": safety.out(1)}
+
+
+def build_graph(req: InpaintRequest, inputs: GraphInputs, *, seed: int,
+                models: ModelNames = ModelNames()) -> dict:
+    """The ComfyUI API-format graph (``{id: {"class_type", "inputs", "_meta"}}``) running ``req``.
+
+    ``req``: a validated request (:func:`~.request.parse_request`); ``inputs``: uploaded file names (a mask
+    file exactly when ``req.mask_image_url`` is set; an image prompt file for every slot of
+    :func:`image_prompts_used`); ``seed``: int in [0, 2**63-1], the request's own seed if it has one
+    (:func:`~.request.resolve_seed`); ``models``: server file names. Deterministic: equal arguments give an
+    equal dict. Node ids are "1", "2", ... in build order, plus :data:`SAVE_NODE_ID`. Resolution of the
+    inpaint settings: :func:`~.request.effective_inpaint_options` (mode presets, override, outpaint forcing
+    strength and respective field to 1.0). Fooocus counterpart: the whole of ``async_worker.handler`` for one
+    inpaint task (fooocus-pipeline.md §0).
+
+    Raises ``ValueError`` for bad arguments and :class:`UnsupportedRequestError` (a ``ValueError``) for
+    what the pack cannot run (:func:`check_supported`).
+    """
+    g, safety = _build(req, inputs, seed, models)
     api = g.api()
-    api[SAVE_NODE_ID] = {"class_type": "FooocusInpaint_SaveImage",
-                         "inputs": {"images": safety.out(0), "format": req.output_format,
-                                    "filename_prefix": FILENAME_PREFIX, "has_nsfw_concepts": safety.out(1)},
+    api[SAVE_NODE_ID] = {"class_type": "FooocusInpaint_SaveImage", "inputs": _save_inputs(req, safety),
                          "_meta": {"title": "Save Image (fal output_format)"}}
     return api
+
+
+def build_layout_graph(req: InpaintRequest, inputs: GraphInputs, *, seed: int,
+                       models: ModelNames = ModelNames()) -> Graph:
+    """The same graph as :func:`build_graph` as a :class:`~.api_graph.Graph` with layout groups (for the
+    shipped UI workflows, :mod:`.workflow_graphs`); the save node gets the next numeric id instead of
+    :data:`SAVE_NODE_ID` (the UI format needs integer ids)."""
+    g, safety = _build(req, inputs, seed, models)
+    g.add("FooocusInpaint_SaveImage", "Save Image (fal output_format)", "Output", **_save_inputs(req, safety))
+    return g
 
 
 # --------------------------------------------------------------------------------------------------

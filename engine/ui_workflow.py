@@ -3,7 +3,8 @@
 The UI format (LiteGraph, ``version`` 0.4) stores widget values *positionally*, so the converter
 reads each node's widget order from the server's ``/object_info`` (passed in as a dict): the inputs
 in ``input_order`` (required, then optional) that are widgets (INT, FLOAT, STRING, BOOLEAN, COMBO or
-an options list, without ``forceInput``), plus the extra value the editor keeps after a widget with
+an options list, without ``forceInput``; a widget fed by a link keeps its default value and gets an
+input slot ``{"widget": {"name": ...}}`` after the sockets, as the editor saves it), plus the extra value the editor keeps after a widget with
 ``control_after_generate`` and the trailing ``upload`` value of image-upload nodes. Everything else
 is a socket. Layout: one column per ``Graph.groups`` title, left to right in graph order, with an
 optional Note node below.
@@ -85,13 +86,21 @@ def to_ui_workflow(graph: Graph, object_info: dict, note: str | None = None) -> 
         if unknown:
             raise ValueError(f"node {nid} ({node['class_type']}): unknown inputs {sorted(unknown)}")
         layouts[nid] = (info, sockets, widgets)
+    def is_link(v) -> bool:
+        return isinstance(v, list) and len(v) == 2 and isinstance(v[0], str)
+
+    # widgets fed by a link become extra input slots after the sockets ({"widget": {"name": ...}})
+    linked_widgets = {nid: [(n, o) for n, o in layouts[nid][2] if is_link(api[nid]["inputs"].get(n))]
+                      for nid in node_ids}
     for nid in node_ids:
         info, sockets, widgets = layouts[nid]
-        for slot, (name, typ) in enumerate(sockets):
+        slots = [(n, t) for n, t in sockets] + [(n, None) for n, _ in linked_widgets[nid]]
+        for slot, (name, typ) in enumerate(slots):
             v = api[nid]["inputs"].get(name)
-            if isinstance(v, list) and len(v) == 2:
+            if is_link(v):
                 src, src_slot = v
                 out_type = object_info[api[src]["class_type"]]["output"][src_slot]
+                out_type = "COMBO" if isinstance(out_type, list) else out_type  # the editor's name for it
                 link_id = len(links) + 1
                 links.append([link_id, int(src), src_slot, int(nid), slot, out_type])
                 node_out_links[(src, src_slot)].append(link_id)
@@ -123,15 +132,19 @@ def to_ui_workflow(graph: Graph, object_info: dict, note: str | None = None) -> 
         info, sockets, widgets = layouts[nid]
         inputs = [{"name": name, "type": typ if isinstance(typ, str) else "COMBO",
                    "link": link_by_target.get((int(nid), slot))} for slot, (name, typ) in enumerate(sockets)]
+        for k, (name, _) in enumerate(linked_widgets[nid]):
+            link_id = link_by_target[(int(nid), len(sockets) + k)]
+            inputs.append({"name": name, "type": links[link_id - 1][5], "widget": {"name": name}, "link": link_id})
         outputs = []
         for slot, typ in enumerate(info.get("output", [])):
             names = info.get("output_name") or info.get("output")
-            outputs.append({"name": names[slot], "type": typ, "links": node_out_links.get((nid, slot), []),
+            outputs.append({"name": names[slot], "type": "COMBO" if isinstance(typ, list) else typ, "links": node_out_links.get((nid, slot), []),
                             "slot_index": slot})
         values = []
         upload = False
         for name, opts in widgets:
-            values.append(node["inputs"].get(name, opts.get("default")))
+            value = node["inputs"].get(name, opts.get("default"))
+            values.append(opts.get("default") if is_link(value) else value)
             if opts.get("control_after_generate"):
                 values.append("fixed")
             upload = upload or bool(opts.get("image_upload"))

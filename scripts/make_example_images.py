@@ -60,6 +60,30 @@ def thumbnails() -> None:
     detail = img.crop((400, 180, 710, 470)).resize((W, H), Image.LANCZOS)
     detail.save(wf / "fooocus_improve_detail.jpg", quality=85)
     overlay(img, mask).convert("L").convert("RGB").save(wf / "fooocus_modify_content.jpg", quality=85)
+    # the other workflows repaint the same area: the tinted example with the feature's name on a banner
+    labels = {"fooocus_sdxl_refiner": "SDXL refiner", "fooocus_fal_default": "fal default request",
+              "fooocus_fal_speed": "Performance: Speed", "fooocus_fal_quality": "Performance: Quality",
+              "fooocus_fal_lightning": "Performance: Lightning", "fooocus_fal_hyper_sd": "Performance: Hyper-SD",
+              "fooocus_fal_loras": "LoRA stack", "fooocus_fal_sd15_refiner": "SD1.5 refiner",
+              "fooocus_fal_image_prompts": "Image prompts + inpaint",
+              "fooocus_fal_no_safety_checker": "Safety checker off"}
+    for name, label in labels.items():
+        labelled(overlay(img, mask), label).save(wf / f"{name}.jpg", quality=85)
+
+
+def labelled(im: Image.Image, text: str) -> Image.Image:
+    """``im`` with ``text`` on a dark banner at the top (PIL's default font, scaled up)."""
+    from PIL import ImageFont
+
+    im = im.copy()
+    d = ImageDraw.Draw(im)
+    try:
+        font = ImageFont.load_default(size=44)
+    except TypeError:  # Pillow < 10.1: fixed-size bitmap font
+        font = ImageFont.load_default()
+    d.rectangle([0, 0, im.width, 80], fill=(30, 30, 40))
+    d.text((24, 16), text, fill=(255, 255, 255), font=font)
+    return im
 
 
 def main() -> None:

@@ -63,6 +63,27 @@ P, PERF, S, C = "FooocusInpaint_Prompt", "FooocusInpaint_Performance", "FooocusI
 ED, PAD, LOADER, SAVE = "FooocusInpaint_MaskErodeDilate", "FooocusInpaint_OutpaintPad", "FooocusInpaint_Loader", \
     "FooocusInpaint_SaveImage"
 NO_PATCH = {"-": {LOADER}, (S, "inpaint_patch"): "<absent>", (S, "refiner_switch"): 1.0}
+S15, IPN, CNN, ENC = "FooocusInpaint_SamplerSD15Refiner", "FooocusInpaint_ImagePromptIPAdapter", \
+    "FooocusInpaint_ImagePromptControlNet", "FooocusInpaint_PromptEncode"
+IP_URL = "https://x/ip.png"
+
+
+def sd15_refiner_diff() -> dict:
+    """BASE -> Speed with the SD1.5 refiner: a refiner checkpoint + LoRA stack, SD1.5 sampler instead of Fooocus's."""
+    return {(PERF, "performance"): "Speed", "-": {S},
+            "+": {"CheckpointLoaderSimple#2", "FooocusInpaint_LoraStack#2", S15},
+            ("FooocusInpaint_SafetyChecker", "images"): ("->", S15, 0)}
+
+
+def ip_diff() -> dict:
+    """BASE -> one used IP-Adapter image prompt (ImagePrompt / FaceSwap)."""
+    return {"+": {"LoadImage#3", "CLIPVisionLoader", "FooocusInpaint_IPAdapterLoader", IPN},
+            (S, "model"): ("->", IPN, 0)}
+
+
+def cn_diff() -> dict:
+    """BASE -> one used ControlNet image prompt (PyraCanny / CPDS)."""
+    return {"+": {"LoadImage#3", "ControlNetLoader", ENC, CNN}, (S, "model"): ("->", CNN, 0)}
 
 # (id, request fields, expected diff against BASE). Every one of the 32 fields appears at least once.
 CASES = [
@@ -79,11 +100,18 @@ CASES = [
     ("loras", {"loras": [{"path": "https://civit.example/dl/My%20Style.safetensors?token=1", "scale": 0.5},
                          {"path": "/models/b.safetensors", "scale": -1}]},
      {("FooocusInpaint_LoraStack", "lora_1"): "My Style.safetensors", ("FooocusInpaint_LoraStack", "weight_1"): 0.5,
-      ("FooocusInpaint_LoraStack", "lora_2"): "b.safetensors", ("FooocusInpaint_LoraStack", "weight_2"): -1.0}),
+      ("FooocusInpaint_LoraStack", "lora_2"): "b.safetensors", ("FooocusInpaint_LoraStack", "weight_2"): -1.0,
+      (P, "upstream_loras"): "My Style.safetensors,b.safetensors"}),
     ("loras-empty", {"loras": []},
-     {("FooocusInpaint_LoraStack", "lora_1"): "None", ("FooocusInpaint_LoraStack", "weight_1"): 1.0}),
+     {("FooocusInpaint_LoraStack", "lora_1"): "None", ("FooocusInpaint_LoraStack", "weight_1"): 1.0,
+      (P, "upstream_loras"): ""}),
     ("refiner_model-forced-off-by-extreme-speed", {"refiner_model": RV}, {}),
+    ("refiner_model-forced-off-by-lightning", {"refiner_model": RV, "performance": "Lightning"},
+     {(PERF, "performance"): "Lightning"}),
+    ("refiner_model-sd15", {"refiner_model": RV, "performance": "Speed"}, sd15_refiner_diff()),
     ("refiner_switch-unused-without-refiner", {"refiner_switch": 0.5}, {}),
+    ("refiner_switch-with-refiner", {"refiner_model": RV, "performance": "Quality", "refiner_switch": 0.5},
+     {**sd15_refiner_diff(), (PERF, "performance"): "Quality"}),
     ("output_format", {"output_format": "png"}, {(SAVE, "format"): "png"}),
     ("sync_mode-client-side", {"sync_mode": True}, {}),
     ("seed", {"seed": 42}, {(S, "seed"): 42}),
@@ -127,6 +155,19 @@ CASES = [
     ("invert_mask", {"invert_mask": True}, {(ED, "invert"): True}),
     *[(f"image_prompt_{i}-ignored-without-mixing", {f"image_prompt_{i}": {"image_url": "https://x/ip.png"}}, {})
       for i in range(1, 5)],
+    ("image_prompt_1-ImagePrompt-with-mixing", {"mixing_image_prompt_and_inpaint": True,
+                                                "image_prompt_1": {"image_url": IP_URL, "weight": 0.6}},
+     ip_diff()),
+    ("image_prompt_2-PyraCanny-with-mixing", {"mixing_image_prompt_and_inpaint": True,
+                                              "image_prompt_2": {"image_url": IP_URL, "type": "PyraCanny"}},
+     cn_diff()),
+    ("image_prompt_3-CPDS-with-mixing", {"mixing_image_prompt_and_inpaint": True,
+                                         "image_prompt_3": {"image_url": IP_URL, "type": "CPDS", "stop_at": 0.3}},
+     cn_diff()),
+    ("image_prompt_4-FaceSwap-with-mixing", {"mixing_image_prompt_and_inpaint": True,
+                                             "image_prompt_4": {"image_url": IP_URL, "type": "FaceSwap",
+                                                                "weight": 1.5, "stop_at": 0.9}},
+     ip_diff()),
     ("mixing_image_prompt_and_inpaint-without-image-prompts", {"mixing_image_prompt_and_inpaint": True,
                                                                "image_prompt_2": {"type": "CPDS"}}, {}),
     ("enable_safety_checker", {"enable_safety_checker": False}, {("FooocusInpaint_SafetyChecker", "enabled"): False}),
@@ -135,7 +176,9 @@ CASES = [
 
 @pytest.mark.parametrize("fields,expected", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_field_changes_graph_as_documented(fields, expected):
-    inputs = INPUTS if fields.get("mask_image_url", MASK_URL) else fg.GraphInputs(image="img.png")
+    ips = {i: f"ip{i}.png" for i in fg.image_prompts_used(req_of(**fields))}
+    inputs = fg.GraphInputs(image="img.png", mask="mask.png" if fields.get("mask_image_url", MASK_URL) else None,
+                            image_prompts=ips)
     assert diff(BASE, build(inputs=inputs, **fields)) == expected
 
 
@@ -168,7 +211,9 @@ def test_default_inpaint_graph_is_the_documented_one():
         "hyper_sd_lora": "sdxl_hyper_sd_4step_lora.safetensors"}
     assert c[P] == {"clip": ("->", PERF, 1), "prompt": "", "negative_prompt": "",
                     "styles": "Fooocus Enhance, Fooocus V2, Fooocus Sharp", "inpaint_additional_prompt": "",
-                    "expansion_model": "fooocus_expansion", "clip_skip": 2}
+                    "expansion_model": "fooocus_expansion", "clip_skip": 2, "model": ("->", PERF, 0),
+                    "read_wildcards_in_order": False,
+                    "upstream_loras": "sd_xl_offset_example-lora_1.0.safetensors"}
     assert c["LoadImage"] == {"image": "img.png"} and c["LoadImage#2"] == {"image": "mask.png"}
     assert c["FooocusInpaint_MaskFromUpload"] == {"image": ("->", "LoadImage", 0),
                                                   "mask_image": ("->", "LoadImage#2", 0)}
@@ -181,7 +226,7 @@ def test_default_inpaint_graph_is_the_documented_one():
     assert c[C] == {"image": ("->", PAD, 0), "mask": ("->", PAD, 1), "vae": ("->", "CheckpointLoaderSimple", 2),
                     "respective_field": 0.618, "strength": 1.0, "fill": "auto",
                     "upscale_model": ("->", "FooocusInpaint_UpscalerLoader", 0)}
-    assert c[S] == {"model": ("->", PERF, 0), "vae": ("->", "CheckpointLoaderSimple", 2), "inpaint": ("->", C, 0),
+    assert c[S] == {"model": ("->", P, 1), "vae": ("->", "CheckpointLoaderSimple", 2), "inpaint": ("->", C, 0),
                     "seed": SEED, "steps": ("->", PERF, 2), "cfg": ("->", PERF, 3), "sampler_name": ("->", PERF, 4),
                     "scheduler": ("->", PERF, 5), "refiner_switch": 0.8, "prompt": ("->", P, 0), "num_images": 1,
                     "disable_initial_latent": False, "inpaint_patch": ("->", LOADER, 0)}
@@ -200,7 +245,7 @@ def test_default_request_without_mask_is_text_to_image_at_aspect_ratio():
     assert list(c) == ["CheckpointLoaderSimple", "FooocusInpaint_LoraStack", PERF, P, "EmptyLatentImage",
                        "FooocusInpaint_PromptEncode", "KSampler", "VAEDecode", "FooocusInpaint_SafetyChecker", SAVE]
     assert c["EmptyLatentImage"] == {"width": 1024, "height": 1024, "batch_size": 1}
-    assert c["KSampler"] == {"model": ("->", PERF, 0), "seed": 7, "steps": ("->", PERF, 2), "cfg": ("->", PERF, 3),
+    assert c["KSampler"] == {"model": ("->", P, 1), "seed": 7, "steps": ("->", PERF, 2), "cfg": ("->", PERF, 3),
                              "sampler_name": ("->", PERF, 4), "scheduler": ("->", PERF, 5),
                              "positive": ("->", "FooocusInpaint_PromptEncode", 0),
                              "negative": ("->", "FooocusInpaint_PromptEncode", 1),
@@ -251,6 +296,7 @@ def test_model_names_override():
                  ("CheckpointLoaderSimple", "ckpt_name"): "tiny_sdxl.safetensors", (LOADER, "head"): "h.pth",
                  (LOADER, "patch"): "p26.patch", ("FooocusInpaint_SafetyChecker", "checker"): "tiny_safety_checker",
                  (P, "expansion_model"): "exp", ("FooocusInpaint_LoraStack", "lora_1"): "offset.safetensors",
+                 (P, "upstream_loras"): "offset.safetensors",
                  (PERF, "lcm_lora"): "lcm.st"}
     by_name = fg.ModelNames(loras={"sd_xl_offset_example-lora_1.0.safetensors": "o2.safetensors"})
     assert canon(build(models=by_name))["FooocusInpaint_LoraStack"]["lora_1"] == "o2.safetensors"
@@ -278,15 +324,129 @@ def test_lora_file_name_errors(bad):
 
 
 def test_unsupported_features_raise_clearly():
-    with pytest.raises(fg.UnsupportedRequestError, match="refiner_model.*not supported yet"):
-        build(performance="Speed", refiner_model=RV)
-    with pytest.raises(fg.UnsupportedRequestError, match="image_prompt_3.*not supported yet"):
-        build(mixing_image_prompt_and_inpaint=True, image_prompt_3={"image_url": "https://x/ip.png"})
+    # the only unsupported case left: a refiner on the text-to-image path
+    req = parse_request({"inpaint_image_url": IMAGE_URL, "performance": "Speed", "refiner_model": RV})
+    with pytest.raises(fg.UnsupportedRequestError, match="refiner_model.*not supported for text-to-image"):
+        fg.build_graph(req, fg.GraphInputs(image="img.png"), seed=1)
+    fg.check_supported(req)  # without inputs the path is unknown: nothing to refuse
+    fg.build_graph(parse_request({"inpaint_image_url": IMAGE_URL, "performance": "Hyper-SD", "refiner_model": RV}),
+                   fg.GraphInputs(image="img.png"), seed=1)  # forced off: fine
     assert fg.image_prompts_used(req_of(mixing_image_prompt_and_inpaint=True,
                                         image_prompt_2={"image_url": "https://x/a.png"},
                                         image_prompt_4={"image_url": "https://x/b.png"})) == (2, 4)
     assert fg.effective_refiner(req_of(performance="Quality", refiner_model=RV)) == RV
     assert fg.effective_refiner(req_of(performance="Hyper-SD", refiner_model=RV)) == "None"
+
+
+LORA_SLOTS = {"lora_1": "sd_xl_offset_example-lora_1.0.safetensors", "weight_1": 0.1,
+              **{k: v for i in range(2, 6) for k, v in ((f"lora_{i}", "None"), (f"weight_{i}", 1.0))}}
+
+
+def test_sd15_refiner_graph():
+    models = fg.ModelNames(refiners={RV: "rv.safetensors"}, interposer="interp.safetensors")
+    c = canon(build(models=models, performance="Quality", refiner_model=RV, refiner_switch=0.6, num_images=2,
+                    inpaint_mode="Improve Detail (face, hand, eyes, etc.)"))
+    assert c["CheckpointLoaderSimple#2"] == {"ckpt_name": "rv.safetensors"}
+    assert c["FooocusInpaint_LoraStack#2"] == {"model": ("->", "CheckpointLoaderSimple#2", 0),
+                                               "clip": ("->", "CheckpointLoaderSimple#2", 1), **LORA_SLOTS}
+    assert c[S15] == {"model": ("->", P, 1), "clip": ("->", PERF, 1), "vae": ("->", "CheckpointLoaderSimple", 2),
+                      "refiner": ("->", "FooocusInpaint_LoraStack#2", 0),
+                      "refiner_vae": ("->", "CheckpointLoaderSimple#2", 2), "inpaint": ("->", C, 0),
+                      "prompt": ("->", P, 0), "seed": SEED, "steps": ("->", PERF, 2), "cfg": ("->", PERF, 3),
+                      "sampler_name": ("->", PERF, 4), "scheduler": ("->", PERF, 5), "refiner_switch": 0.6,
+                      "interposer": "interp.safetensors", "num_images": 2}  # engine None: no inpaint_patch
+    assert S not in c and c["FooocusInpaint_SafetyChecker"]["images"] == ("->", S15, 0)
+    # unmapped refiner values are used as the file name; the default mode links the inpaint patch
+    c = canon(build(performance="Speed", refiner_model=RV))
+    assert c["CheckpointLoaderSimple#2"] == {"ckpt_name": RV}
+    assert c[S15]["inpaint_patch"] == ("->", LOADER, 0) and c[S15]["interposer"] == fg.ModelNames().interposer
+    assert c[S15]["refiner_switch"] == 0.8
+
+
+def _four_prompts(**extra):
+    return dict(mixing_image_prompt_and_inpaint=True,
+                image_prompt_1={"image_url": IP_URL, "type": "PyraCanny", "weight": 1.0, "stop_at": 0.5},
+                image_prompt_2={"image_url": IP_URL, "type": "ImagePrompt", "weight": 0.6, "stop_at": 0.5},
+                image_prompt_3={"image_url": IP_URL, "type": "CPDS", "weight": 0.8, "stop_at": 0.4},
+                image_prompt_4={"image_url": IP_URL, "type": "FaceSwap", "weight": 0.75, "stop_at": 0.9}, **extra)
+
+
+IP4 = fg.GraphInputs(image="img.png", mask="mask.png", image_prompts={i: f"ip{i}.png" for i in range(1, 5)})
+
+
+def test_four_mixed_image_prompts_graph():
+    c = canon(build(inputs=IP4, **_four_prompts()))
+    assert [c[k]["image"] for k in ("LoadImage#3", "LoadImage#4", "LoadImage#5", "LoadImage#6")] == \
+        ["ip1.png", "ip2.png", "ip3.png", "ip4.png"]
+    assert c["ControlNetLoader"] == {"control_net_name": "control-lora-canny-rank128.safetensors"}
+    assert c["ControlNetLoader#2"] == {"control_net_name": "fooocus_xl_cpds_128.safetensors"}
+    assert c["CLIPVisionLoader"] == {"clip_name": "clip_vision_vit_h.safetensors"} and "CLIPVisionLoader#2" not in c
+    assert c["FooocusInpaint_IPAdapterLoader"] == {"ip_adapter": "ip-adapter-plus_sdxl_vit-h.bin",
+                                                   "negative": "fooocus_ip_negative.safetensors"}
+    assert c["FooocusInpaint_IPAdapterLoader#2"]["ip_adapter"] == "ip-adapter-plus-face_sdxl_vit-h.bin"
+    # IP-Adapters on the Performance model, in slot order; then the ControlNets on top
+    assert c[IPN] == {"model": ("->", P, 1), "ip_adapter": ("->", "FooocusInpaint_IPAdapterLoader", 0),
+                      "clip_vision": ("->", "CLIPVisionLoader", 0), "image": ("->", "LoadImage#4", 0),
+                      "type": "ImagePrompt", "weight": 0.6, "stop_at": 0.5}
+    assert c[IPN + "#2"]["model"] == ("->", IPN, 0) and c[IPN + "#2"]["type"] == "FaceSwap"
+    assert (c[IPN + "#2"]["weight"], c[IPN + "#2"]["stop_at"]) == (0.75, 0.9)
+    assert c[ENC] == {"prompt": ("->", P, 0), "seed": SEED, "image_index": 0}
+    assert c[CNN] == {"model": ("->", IPN + "#2", 0), "positive": ("->", ENC, 0), "negative": ("->", ENC, 1),
+                      "control_net": ("->", "ControlNetLoader", 0), "image": ("->", "LoadImage#3", 0),
+                      "type": "PyraCanny", "weight": 1.0, "stop_at": 0.5, "width": 1024, "height": 1024,
+                      "softness": 0.25, "skip_preprocessor": False, "canny_low": 64, "canny_high": 128,
+                      "inpaint": ("->", C, 0)}
+    assert c[CNN + "#2"]["model"] == ("->", CNN, 0) and c[CNN + "#2"]["positive"] == ("->", CNN, 1)
+    assert c[CNN + "#2"]["type"] == "CPDS" and c[CNN + "#2"]["control_net"] == ("->", "ControlNetLoader#2", 0)
+    # the sampler encodes per image itself and re-applies the recorded ControlNets
+    assert c[S]["model"] == ("->", CNN + "#2", 0) and c[S]["prompt"] == ("->", P, 0)
+
+
+def test_image_prompts_with_sd15_refiner_and_controlnets_sample_per_image():
+    c = canon(build(inputs=IP4, performance="Speed", refiner_model=RV, num_images=2, **_four_prompts()))
+    assert S not in c and {S15, S15 + "#2", "ImageBatch"} <= set(c)
+    for i, (s15, enc, cn) in enumerate([(S15, ENC, CNN + "#2"), (S15 + "#2", ENC + "#2", CNN + "#4")]):
+        assert c[enc] == {"prompt": ("->", P, 0), "seed": SEED + i, "image_index": i}
+        assert c[s15]["seed"] == SEED + i and c[s15]["num_images"] == 1 and "prompt" not in c[s15]
+        assert (c[s15]["model"], c[s15]["positive"], c[s15]["negative"]) == (("->", cn, 0), ("->", cn, 1),
+                                                                             ("->", cn, 2))
+    assert c["ImageBatch"] == {"image1": ("->", S15, 0), "image2": ("->", S15 + "#2", 0)}
+    assert c["FooocusInpaint_SafetyChecker"]["images"] == ("->", "ImageBatch", 0)
+    # IP-Adapters only: one sampler with the per-image prompt
+    only_ip = {k: v for k, v in _four_prompts().items() if k not in ("image_prompt_1", "image_prompt_3")}
+    c = canon(build(inputs=IP4, performance="Speed", refiner_model=RV, num_images=2, **only_ip))
+    assert c[S15]["model"] == ("->", IPN + "#2", 0) and c[S15]["num_images"] == 2 and CNN not in c
+
+
+def test_text_to_image_with_image_prompts():
+    req = parse_request({"inpaint_image_url": IMAGE_URL, "aspect_ratio": "1152x896", "num_images": 2,
+                         **_four_prompts()})
+    c = canon(fg.build_graph(req, fg.GraphInputs(image="img.png", image_prompts=IP4.image_prompts), seed=3))
+    assert "EmptyLatentImage" in c and S not in c
+    for i, (ks, cn) in enumerate([("KSampler", CNN + "#2"), ("KSampler#2", CNN + "#4")]):
+        assert c[ks]["model"] == ("->", cn, 0) and c[ks]["positive"] == ("->", cn, 1) and c[ks]["seed"] == 3 + i
+        assert (c[cn]["width"], c[cn]["height"]) == (1152, 896) and "inpaint" not in c[cn]
+    assert c[CNN]["model"] == ("->", IPN + "#2", 0)
+
+
+def test_image_prompt_model_names_and_missing_uploads():
+    models = fg.ModelNames(clip_vision="cv.safetensors", ip_adapter="ip.bin", ip_adapter_face="face.bin",
+                           ip_negative="neg.safetensors", controlnet_canny="canny.st", controlnet_cpds="cpds.st")
+    c = canon(build(inputs=IP4, models=models, **_four_prompts()))
+    assert c["CLIPVisionLoader"]["clip_name"] == "cv.safetensors"
+    assert [c[k]["ip_adapter"] for k in ("FooocusInpaint_IPAdapterLoader", "FooocusInpaint_IPAdapterLoader#2")] == \
+        ["ip.bin", "face.bin"]
+    assert c["FooocusInpaint_IPAdapterLoader"]["negative"] == "neg.safetensors"
+    assert [c[k]["control_net_name"] for k in ("ControlNetLoader", "ControlNetLoader#2")] == ["canny.st", "cpds.st"]
+    with pytest.raises(ValueError, match="inputs.image_prompts: image_prompt_3 is used"):
+        build(inputs=fg.GraphInputs(image="img.png", mask="mask.png", image_prompts={1: "a.png", 2: "b.png"}),
+              **_four_prompts())
+    with pytest.raises(ValueError, match="type"):
+        models.image_prompt_file("Canny")
+    # two slots of the same type share one loader
+    c = canon(build(inputs=IP4, mixing_image_prompt_and_inpaint=True,
+                    image_prompt_1={"image_url": IP_URL}, image_prompt_2={"image_url": IP_URL}))
+    assert "FooocusInpaint_IPAdapterLoader#2" not in c and c[IPN + "#2"]["model"] == ("->", IPN, 0)
 
 
 def test_bad_arguments():

@@ -13,6 +13,14 @@ from scipy import ndimage
 REPO = Path(__file__).resolve().parents[2]
 WORKFLOWS = REPO / "workflows"
 TINY_CKPT = "tiny_sdxl.safetensors"
+TINY_SD15 = "tiny_sd15.safetensors"
+TINY_SDXL_REFINER = "tiny_sdxl_refiner.safetensors"
+#: Real checkpoint names used by shipped workflows / fal requests -> the tiny stand-in (others: TINY_CKPT).
+TINY_CHECKPOINTS = {"realisticVisionV60B1_v51VAE.safetensors": TINY_SD15,
+                    "sd_xl_refiner_1.0.safetensors": TINY_SDXL_REFINER,
+                    TINY_SD15: TINY_SD15, TINY_SDXL_REFINER: TINY_SDXL_REFINER}
+#: Node types that cannot load the tiny files -> the test extension's drop-in replacement.
+TINY_CLASS_TYPES = {"CLIPVisionLoader": "TinyCLIPVisionLoader"}
 
 
 def png_bytes(arr: np.ndarray) -> bytes:
@@ -30,14 +38,20 @@ def load_api_workflow(name: str) -> dict:
 
 
 def with_tiny(api: dict, **overrides) -> dict:
-    """Copy of an API graph running on the tiny checkpoint, with inputs overridden per class:
-    ``overrides = {"FooocusInpaint_Sampler": {"steps": 4}, ...}``."""
+    """Copy of an API graph running on the tiny models, with inputs overridden per class:
+    ``overrides = {"FooocusInpaint_Sampler": {"steps": 4}, ...}`` (by the original class type).
+
+    Checkpoints: the SD1.5 refiner (realisticVision) -> ``tiny_sd15``, the SDXL refiner ->
+    ``tiny_sdxl_refiner``, any other -> ``tiny_sdxl``. ``CLIPVisionLoader`` becomes the test extension's
+    ``TinyCLIPVisionLoader`` (same input and output; ComfyUI's loader cannot load the tiny file)."""
     api = copy.deepcopy(api)
     for node in api.values():
-        if node["class_type"] == "CheckpointLoaderSimple":
-            node["inputs"]["ckpt_name"] = TINY_CKPT
-        for k, v in overrides.get(node["class_type"], {}).items():
+        cls = node["class_type"]
+        if cls == "CheckpointLoaderSimple":
+            node["inputs"]["ckpt_name"] = TINY_CHECKPOINTS.get(node["inputs"].get("ckpt_name"), TINY_CKPT)
+        for k, v in overrides.get(cls, {}).items():
             node["inputs"][k] = v
+        node["class_type"] = TINY_CLASS_TYPES.get(cls, cls)
     return api
 
 

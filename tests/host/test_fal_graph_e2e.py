@@ -12,14 +12,21 @@ from conftest import FOOOCUS_DATA
 from engine import fal_graph as fg
 from engine.masks import threshold_upload_mask
 from engine.request import parse_request, resolve_seed
-from inpaint_support import TINY_CKPT, WORKFLOWS, decode, far_from_mask
+from inpaint_support import TINY_CKPT, TINY_SD15, WORKFLOWS, decode, far_from_mask, png_bytes, with_tiny
 
 IMAGE = (WORKFLOWS / "input" / "fooocus_inpaint_example.png").read_bytes()
 MASK = (WORKFLOWS / "input" / "fooocus_inpaint_example_mask.png").read_bytes()
 IMAGE_URL = "https://storage.googleapis.com/falserverless/model_tests/fooocus/fooocus_inpaint_image.png"
 MASK_URL = "https://storage.googleapis.com/falserverless/model_tests/fooocus/fooocus_inpaint_mask.png"
-TINY = fg.ModelNames(checkpoint=TINY_CKPT, loras={"b.safetensors": "tiny_style_lora.safetensors"})
 RV = "realisticVisionV60B1_v51VAE.safetensors"
+TINY = fg.ModelNames(checkpoint=TINY_CKPT, loras={"b.safetensors": "tiny_style_lora.safetensors"},
+                     refiners={RV: TINY_SD15})
+IP_URL = "https://example.com/ip.png"
+FOUR_PROMPTS = {"mixing_image_prompt_and_inpaint": True,
+                "image_prompt_1": {"image_url": IP_URL, "type": "PyraCanny"},
+                "image_prompt_2": {"image_url": IP_URL, "type": "ImagePrompt", "weight": 0.6},
+                "image_prompt_3": {"image_url": IP_URL, "type": "CPDS", "stop_at": 0.4},
+                "image_prompt_4": {"image_url": IP_URL, "type": "FaceSwap", "weight": 0.75, "stop_at": 0.9}}
 
 # Requests covering every graph shape and every non-default widget value the builder can emit.
 VARIANTS = [
@@ -43,6 +50,10 @@ VARIANTS = [
     {"loras": [], "styles": [], "prompt": "(cat:1.3)\nsecond line", "negative_prompt": "blurry",
      "inpaint_additional_prompt": "detailed face"},
     {"image_prompt_1": {"image_url": "https://x/ip.png", "type": "FaceSwap"}},  # ignored without mixing
+    {"performance": "Speed", "refiner_model": RV, "refiner_switch": 0.6},
+    {"performance": "Quality", "refiner_model": RV, "num_images": 2, **FOUR_PROMPTS},
+    {**FOUR_PROMPTS, "num_images": 2},
+    {**FOUR_PROMPTS, "mask_image_url": None, "aspect_ratio": "1152x896"},  # text-to-image with image prompts
 ]
 
 
@@ -57,6 +68,12 @@ def served(comfy_server):
     comfy = comfy_server.client()
     image = comfy.upload(IMAGE, "fal_example.png")
     mask = comfy.upload(MASK, "fal_example_mask.png")
+    rng = np.random.default_rng(3)
+    ip = np.zeros((96, 128, 3), np.uint8)
+    ip[:] = rng.integers(40, 200, 3)
+    ip[20:70, 30:90] = rng.integers(0, 255, 3)
+    ip[::9] = 255
+    comfy.upload(png_bytes(ip), "fal_ip.png")
     styles = FOOOCUS_DATA / "sdxl_styles"
     if styles.is_dir():
         for f in styles.glob("*.json"):
@@ -73,7 +90,8 @@ def object_info(served):
 def test_built_graph_validates_against_object_info(served, object_info, fields):
     _, image, mask = served
     req = _req(fields)
-    inputs = fg.GraphInputs(image=image, mask=mask if req.mask_image_url else None)
+    inputs = fg.GraphInputs(image=image, mask=mask if req.mask_image_url else None,
+                            image_prompts={i: "fal_ip.png" for i in fg.image_prompts_used(req)})
     api = fg.build_graph(req, inputs, seed=resolve_seed(req, random.Random(0)), models=TINY)
     assert fg.check_against_object_info(api, object_info) == []
 
@@ -156,3 +174,48 @@ def test_text_to_image_request_runs_end_to_end(served):
     assert [(i["width"], i["height"], i["content_type"]) for i in out["image_info"]] == [(256, 192, "image/png")] * 2
     a, b = (decode(d) for _, _, d in res.images)
     assert a.shape == (192, 256, 3) and not np.array_equal(a, b)
+
+
+def _repainted_keeping_far_pixels(res, n_images: int = 1):
+    assert res.status == "success", res.error
+    src = decode(IMAGE)
+    m = threshold_upload_mask(decode(MASK), src.shape[0], src.shape[1])
+    far = far_from_mask(m)
+    outs = [decode(d) for _, _, d in res.images]
+    assert len(outs) == n_images
+    for out in outs:
+        assert out.shape == src.shape
+        assert np.array_equal(out[far], src[far]), "pixels far from the mask changed"
+        assert not np.array_equal(out[m > 127], src[m > 127]), "the masked area was not repainted"
+    return outs
+
+
+def test_sd15_refiner_request_runs_end_to_end(served):
+    """refiner_model realisticVision (the tiny SD1.5 here) with Speed: VAE swap after round(4 x 0.5) = 2 base
+    steps (steps overridden to 4 to keep it cheap), png, no styles (no Fooocus style files needed)."""
+    comfy, image, mask = served
+    req = parse_request({"prompt": "a red barn", "inpaint_image_url": IMAGE_URL, "mask_image_url": MASK_URL,
+                         "performance": "Speed", "refiner_model": RV, "refiner_switch": 0.5, "styles": [],
+                         "output_format": "png", "seed": 11})
+    api = fg.build_graph(req, fg.GraphInputs(image=image, mask=mask), seed=11, models=TINY)
+    assert sum(n["class_type"] == "FooocusInpaint_SamplerSD15Refiner" for n in api.values()) == 1
+    res = comfy.run(with_tiny(api, FooocusInpaint_Performance={"steps_override": 4}), timeout=600)
+    _repainted_keeping_far_pixels(res)
+    assert res.history["outputs"][fg.SAVE_NODE_ID]["output_format"] == ["png"]
+
+
+def test_four_mixed_image_prompts_request_runs_end_to_end(served):
+    """mixing_image_prompt_and_inpaint with PyraCanny + CPDS (ControlNets at the working size) and ImagePrompt +
+    FaceSwap (IP-Adapters; CLIPVisionLoader swapped for the tiny loader), Lightning (4 steps)."""
+    pytest.importorskip("cv2", reason="opencv-python-headless is needed by the PyraCanny/CPDS preprocessors")
+    comfy, image, mask = served
+    req = parse_request({"prompt": "a red barn", "inpaint_image_url": IMAGE_URL, "mask_image_url": MASK_URL,
+                         "performance": "Lightning", "styles": [], "seed": 5, "output_format": "png",
+                         **FOUR_PROMPTS})
+    inputs = fg.GraphInputs(image=image, mask=mask, image_prompts={i: "fal_ip.png" for i in range(1, 5)})
+    api = with_tiny(fg.build_graph(req, inputs, seed=5, models=TINY))
+    types = [n["class_type"] for n in api.values()]
+    assert types.count("FooocusInpaint_ImagePromptControlNet") == 2
+    assert types.count("FooocusInpaint_ImagePromptIPAdapter") == 2 and "TinyCLIPVisionLoader" in types
+    res = comfy.run(api, timeout=600)
+    _repainted_keeping_far_pixels(res)

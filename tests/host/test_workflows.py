@@ -72,7 +72,8 @@ def test_ui_workflow_validates_against_object_info(comfy, path):
         linked = {i["name"] for i in n["inputs"] if i.get("link") is not None}
         assert required <= linked, f"{path.name}: {n['type']} has unconnected required inputs {required - linked}"
     for link_id, src, src_slot, dst, dst_slot, typ in wf["links"]:
-        assert info[nodes[src]["type"]]["output"][src_slot] == typ
+        out_type = info[nodes[src]["type"]]["output"][src_slot]
+        assert ("COMBO" if isinstance(out_type, list) else out_type) == typ
         target = nodes[dst]["inputs"][dst_slot]
         assert target["link"] == link_id and target["type"] == typ, f"{path.name}: link {link_id} type mismatch"
     assert len(wf["links"]) == wf["last_link_id"]
@@ -82,3 +83,57 @@ def test_template_browser_lists_the_workflows(comfy):
     listed = comfy.get_json("/workflow_templates")
     names = next(v for k, v in listed.items() if "fooocus" in k.lower())
     assert sorted(names) == sorted(p.stem for p in UI_FILES)
+
+
+# -- every API workflow runs on the tiny models --------------------------------------------------------------
+API_FILES = sorted((WORKFLOWS / "api").glob("*.json"))
+RUN_STEPS = 3  # keep each run cheap: one inpaint run (~10 s of CPU at the ~1024² working size) per workflow
+STEP_OVERRIDES = {"FooocusInpaint_Sampler": {"steps": RUN_STEPS},
+                  "FooocusInpaint_SamplerSD15Refiner": {"steps": RUN_STEPS},
+                  "FooocusInpaint_Performance": {"steps_override": RUN_STEPS}}
+
+
+@pytest.fixture(scope="module")
+def workflow_server(comfy_server):
+    """The client, with the example image and mask uploaded and Fooocus's style files in models/styles."""
+    import shutil
+
+    from conftest import FOOOCUS_DATA
+
+    client = comfy_server.client()
+    for name in ("fooocus_inpaint_example.png", "fooocus_inpaint_example_mask.png"):
+        client.upload((WORKFLOWS / "input" / name).read_bytes(), name)
+    styles = FOOOCUS_DATA / "sdxl_styles"
+    if styles.is_dir():
+        for f in styles.glob("*.json"):
+            shutil.copyfile(f, comfy_server.base_dir / "models" / "styles" / f.name)
+    return client, styles.is_dir()
+
+
+@pytest.mark.parametrize("path", API_FILES, ids=lambda p: p.stem)
+def test_api_workflow_runs_on_the_tiny_models(workflow_server, path):
+    """One run per shipped API workflow, after the tiny-model substitution (``with_tiny``: checkpoints, the
+    tiny CLIP vision loader) and with 3 steps: success, one image, the expected size."""
+    from inpaint_support import decode, with_tiny
+
+    client, have_styles = workflow_server
+    api = json.loads(path.read_text(encoding="utf-8"))
+    classes = {n["class_type"] for n in api.values()}
+    styled = [n for n in api.values() if n["class_type"] == "FooocusInpaint_Prompt"
+              and any(s.strip() not in ("", "Fooocus V2") for s in n["inputs"].get("styles", "").split(","))]
+    if styled and not have_styles:
+        pytest.skip("Fooocus style files not found (the workflow's styles need them)")
+    if "FooocusInpaint_ImagePromptControlNet" in classes:
+        pytest.importorskip("cv2", reason="opencv-python-headless is needed by the PyraCanny/CPDS preprocessors")
+    res = client.run(with_tiny(api, **STEP_OVERRIDES), timeout=600)
+    assert res.status == "success", res.error
+    assert res.error is None
+    assert len(res.images) == 1, [i[:2] for i in res.images]
+    out = decode(res.images[0][2])
+    src = decode((WORKFLOWS / "input" / "fooocus_inpaint_example.png").read_bytes())
+    pads = [n["inputs"] for n in api.values() if n["class_type"] == "FooocusInpaint_OutpaintPad"]
+    w, h = src.shape[1], src.shape[0]
+    for p in pads:  # Fooocus pads 30% per ticked side (top/bottom first, then left/right)
+        h += sum(int(h * 0.3) for s in ("top", "bottom") if p.get(s))
+        w += sum(int(w * 0.3) for s in ("left", "right") if p.get(s))
+    assert out.shape == (h, w, 3)
