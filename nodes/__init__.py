@@ -1,12 +1,16 @@
 """ComfyUI nodes of the pack (V3 schema). Each ``nodes/*_nodes.py`` module holds a few thin node
 classes that translate between ComfyUI types and the pure functions in ``engine``, and lists them in
-a module-level ``NODES``; its ``MENU_ORDER`` (default 100) orders the modules."""
+a module-level ``NODES``; its ``MENU_ORDER`` (default 100) orders the modules. Search aliases
+(``search_aliases.py``) are added to the node classes here, so node modules need not list them."""
 from __future__ import annotations
 
 import importlib
 import pkgutil
 
 from comfy_api.latest import ComfyExtension, io
+
+from .schema_util import apply_search_aliases
+from .search_aliases import SEARCH_ALIASES
 
 
 def all_nodes() -> list[type[io.ComfyNode]]:
@@ -23,6 +27,7 @@ def all_nodes() -> list[type[io.ComfyNode]]:
     dup = {i for i in ids if ids.count(i) > 1}
     if dup:
         raise RuntimeError(f"duplicate node ids: {sorted(dup)}")
+    apply_search_aliases(nodes, SEARCH_ALIASES)
     return nodes
 
 

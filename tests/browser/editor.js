@@ -41,6 +41,7 @@
       if (node) app.graph.add(node);
       out[type] = {
         display_name: def.display_name, category: def.category, description: def.description,
+        search_aliases: def.search_aliases || null,
         title: node ? node.title : null,
         inputs: Object.fromEntries(Object.entries(def.inputs || {}).map(([k, v]) => [k, {
           tooltip: v.tooltip || null, advanced: !!v.advanced, type: v.type }])),
@@ -160,7 +161,7 @@
     return t ? t.innerText : null;
   };
 
-  // the node library sidebar: open it, unfold inpaint > fooocus > ..., return the labels shown
+  // the node library sidebar: open it, unfold inpaint > fooocus > ... (folders only), return the labels shown
   T.openNodeLibrary = async () => {
     const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
     const tab = [...document.querySelectorAll('button, .side-bar-button, [role="button"]')].find(
@@ -182,7 +183,9 @@
         }
         const key = path.join('/');
         const wanted = key === 'inpaint' || key.startsWith('inpaint/fooocus');
-        if (wanted && item && item.getAttribute('aria-expanded') === 'false' && !expanded) {
+        // folders only: a click on a leaf (a node) adds that node to the graph
+        const leaf = item && (item.classList.contains('p-tree-node-leaf') || item.classList.contains('p-treenode-leaf'));
+        if (wanted && item && !leaf && item.getAttribute('aria-expanded') === 'false' && !expanded) {
           (item.querySelector('.p-tree-node-content, .p-treenode-content') || el).click();
           clicked = true;
           await sleep(150);
@@ -209,6 +212,61 @@
     const tab = [...document.querySelectorAll('button, .side-bar-button, [role="button"]')].find(
       (b) => b.innerText.trim() === 'Nodes' && visible(b));
     if (tab) tab.click();
+  };
+
+
+  // -- the node search dialog (double-click on an empty spot of the canvas) --------------------------
+  // a client point over the bare canvas: no node or group there, nothing of the UI on top of it
+  T.emptyCanvasPoint = () => {
+    const c = app.canvas, el = c.canvas, r = el.getBoundingClientRect();
+    for (let y = r.top + r.height * 0.25; y < r.bottom - 80; y += 40) {
+      for (let x = r.left + r.width * 0.25; x < r.right - 80; x += 40) {
+        if (document.elementFromPoint(x, y) !== el) continue;
+        const [gx, gy] = c.ds.convertCanvasToOffset([x - r.left, y - r.top]);
+        if (app.graph.getNodeOnPos(gx, gy, app.graph.nodes, 40)) continue;
+        if (app.graph.getGroupOnPos && app.graph.getGroupOnPos(gx, gy)) continue;
+        return [x, y];
+      }
+    }
+    throw new Error('no empty spot on the canvas');
+  };
+  T.searchInput = () => [...document.querySelectorAll('input[id^="comfy-vue-node-search-box-input"]')].find(visible) || null;
+  T.searchOpen = () => !!T.searchInput();
+  // replace the query (the typing itself is done with real key input from the test)
+  T.selectSearchText = () => {
+    const i = T.searchInput();
+    if (!i) throw new Error('the node search box is not open');
+    i.focus();
+    i.select();
+    return document.activeElement === i;
+  };
+  // the suggestions shown, top first: display name and category as the dialog shows them
+  T.searchResults = () => {
+    const i = T.searchInput();
+    if (!i) return null;
+    const box = i.closest('.comfy-vue-node-search-container') || document;
+    const empty = [...box.querySelectorAll('.p-autocomplete-empty-message')].some(visible);
+    const options = [...box.querySelectorAll('.p-autocomplete-option')].filter(visible).map((o) => {
+      const nameEl = o.querySelector('.option-display-name > div > span:not(:has(i))');
+      const cat = o.querySelector('.option-category');
+      return { display_name: (nameEl ? nameEl.innerText : o.innerText.split('\n')[0]).replace(/\u00a0/g, ' ').trim(),
+        category: cat ? cat.innerText.trim() : null };
+    });
+    return { query: i.value, empty, options };
+  };
+  // the fields the frontend's node search indexes (its Fuse.js keys), read from the frontend's own code
+  // as served to this page; null when the pattern is not found (another frontend build)
+  T.nodeSearchKeys = async () => {
+    const urls = new Set([...performance.getEntriesByType('resource').map((e) => e.name),
+      ...[...document.querySelectorAll('script[src]')].map((e) => e.src),
+      ...[...document.querySelectorAll('link[rel="modulepreload"]')].map((e) => e.href)]
+      .filter((u) => u.startsWith(location.origin) && /\.js(\?|$)/.test(u)));
+    const re = /nodeFuseSearch\s*=\s*new\s+[\w$]+\(\s*[\w$]+\s*,\s*\{\s*fuseOptions\s*:\s*\{\s*keys\s*:\s*(\[[^\]]*\])/;
+    for (const u of urls) {
+      const m = (await (await fetch(u)).text()).match(re);
+      if (m) return { keys: m[1], url: u.replace(location.origin, '') };
+    }
+    return null;
   };
 
   window.__fooocusTest = T;

@@ -7,7 +7,9 @@ value lands in the same widget it was saved from, point the checkpoint at the ti
 at 2 steps, press Run, wait until the result image is shown in the page, and save a screenshot to
 ``test-artifacts/browser/``. Also: every node of the pack has a display name, a category under
 ``inpaint/fooocus`` shown in the node library, a description and a tooltip on every input and output,
-and hovering really shows them.
+and hovering really shows them. The node search (double-click on the canvas) finds the pack's nodes
+by the words users type ("fooocus", "outpaint", "inpaint patch", "respective field"), and expert
+widgets reach the frontend flagged ``advanced``.
 
 Any browser console error, uncaught exception or failed request fails the test, except the noise listed
 in :func:`is_noise` (requests to the internet, which this machine cannot reach, the frontend's probes for
@@ -45,6 +47,15 @@ EDITOR_JS = (Path(__file__).resolve().parent / "editor.js").read_text(encoding="
 TINY_CKPT = "tiny_sdxl.safetensors"
 STEPS = 2
 PACK_PREFIX = "FooocusInpaint_"
+SEARCH_ALIASES_FILE = REPO / "nodes" / "search_aliases.py"
+# what users type in the node search -> the nodes they must find ("*": every node of the pack)
+SEARCHES = {
+    "fooocus": "*",
+    "outpaint": ["FooocusInpaint_OutpaintPad"],
+    "inpaint patch": ["FooocusInpaint_Loader"],
+    "respective field": ["FooocusInpaint_InpaintConditioning"],
+}
+SEARCH_TOP = 10  # a specific node must be among the first suggestions, not somewhere down the list
 
 # Console noise that says nothing about this pack (see the module docstring):
 # - the machine has no internet: the frontend's calls to api.comfy.org (release notes, node registry) fail;
@@ -114,6 +125,53 @@ class Editor:
 
     def screenshot(self, path: Path) -> Path:
         return self.run(self.page.screenshot(path))
+
+    def key(self, key: str, code: str, vk: int) -> None:
+        for kind in ("keyDown", "keyUp"):
+            self.run(self.page.send("Input.dispatchKeyEvent", type=kind, key=key, code=code, windowsVirtualKeyCode=vk))
+
+    def open_search(self) -> None:
+        """Double-click an empty spot of the canvas, as a user does, and wait for the node search box."""
+        x, y = self.call("emptyCanvasPoint")
+        self.hover(x, y)
+        for attempt in range(3):  # a first click may only take the focus back from a side panel
+            for count in (1, 2):
+                for kind in ("mousePressed", "mouseReleased"):
+                    self.run(self.page.send("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left",
+                                            clickCount=count))
+            try:
+                self.wait("__fooocusTest.searchOpen()", 3, "the node search box to open on a double-click")
+                return
+            except TimeoutError:
+                self.screenshot(ARTIFACTS / f"node_search_not_open_{attempt}.png")
+                time.sleep(0.5)
+        raise TimeoutError(f"a double-click at {x}, {y} did not open the node search box")
+
+    def search(self, term: str, timeout: float = 15) -> dict:
+        """Type ``term`` into the open search box (replacing the query) and return the suggestions once
+        they have settled: ``{"query", "empty", "options": [{"display_name", "category"}, ...]}``."""
+        assert self.call("selectSearchText"), "the search box did not take the focus"
+        self.run(self.page.send("Input.insertText", text=term))
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            time.sleep(0.4)
+            res = self.call("searchResults")
+            if res and res["query"] == term and (res["empty"] or res["options"]):
+                if res == last:
+                    return res
+                last = res
+        raise TimeoutError(f"the suggestions for {term!r} did not settle: {last}")
+
+    def close_search(self) -> None:
+        """Empty the query, then Escape (closing with text left in the box makes frontend 1.32.9's
+        PrimeVue AutoComplete throw "Cannot set properties of null (setting 'value')" in its onChange
+        as the input is removed)."""
+        if self.call("searchOpen"):
+            self.call("selectSearchText")
+            self.key("Backspace", "Backspace", 8)
+            self.key("Escape", "Escape", 27)
+            self.wait("!__fooocusTest.searchOpen()", 5, "the node search box to close on Escape")
 
     def screenshot_graph(self, path: Path, width: int = 2400, height: int = 1300) -> tuple[Path, list[float]]:
         """The whole workflow, fitted to a larger viewport so that node text stays legible; returns the
@@ -193,13 +251,115 @@ def test_editor_starts_without_errors_and_shows_our_node_definitions(editor):
 
     # the node library shows the category tree, down to every node's display name
     editor.call("dismissBanner")
+    before = editor.js("app.graph.nodes.length")
     tree = editor.call("openNodeLibrary", timeout=30)
     editor.screenshot(ARTIFACTS / "node_library.png")
     editor.call("closeNodeLibrary")
+    assert editor.js("app.graph.nodes.length") == before, "browsing the node library added nodes to the graph"
     missing = sorted(f"{d['category']}/{d['display_name']}" for d in defs.values()
                      if f"{d['category']}/{d['display_name']}" not in tree)
     assert "inpaint/fooocus" in tree and missing == [], f"not in the node library: {missing}; tree: {tree}"
     assert errors(editor.page.console, editor.server.url) == []
+
+
+def load_search_aliases() -> dict[str, tuple[str, ...]]:
+    """``nodes/search_aliases.py``'s table, read without importing the ``nodes`` package (which needs
+    ComfyUI)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_pack_search_aliases", SEARCH_ALIASES_FILE)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.SEARCH_ALIASES
+
+
+def test_every_node_carries_search_aliases_in_object_info(comfy_server):
+    """Server side only (no browser): each node's ``/object_info`` entry lists its search aliases (the
+    ``search_aliases`` field of later ComfyUI versions), from nodes/search_aliases.py, which names
+    exactly the pack's nodes."""
+    info = comfy_server.client().object_info()
+    ours = {k: v for k, v in info.items() if k.startswith(PACK_PREFIX)}
+    table = load_search_aliases()
+    assert sorted(table) == sorted(ours), "nodes/search_aliases.py must list exactly the pack's node ids"
+    for node_id, entry in ours.items():
+        assert entry.get("search_aliases") == list(table[node_id]), node_id
+        assert all(isinstance(a, str) and 0 < len(a) <= 30 for a in entry["search_aliases"]), node_id
+    # the user-facing promises of the search test below are in the table (or the id / display name)
+    for term, expected in SEARCHES.items():
+        for node_id in (sorted(ours) if expected == "*" else expected):
+            assert term_in_name(term, node_id, ours[node_id]) or term in table[node_id], (term, node_id)
+
+
+def term_in_name(term: str, node_id: str, info: dict) -> bool:
+    """Every word of ``term`` occurs in the node's id or display name (the fields that frontend 1.32.9's
+    node search indexes)."""
+    text = f"{node_id} {info.get('display_name', '')}".lower()
+    return all(w in text for w in term.lower().split())
+
+
+@pytest.fixture(scope="module")
+def search_keys(editor) -> str | None:
+    """The fields the frontend's node search indexes (its Fuse.js ``keys``, read from the served
+    frontend code), or None when this frontend build does not show them in the expected form."""
+    found = editor.call("nodeSearchKeys", timeout=60)
+    log.info("the frontend's node search indexes %s", found)
+    return found["keys"] if found else None
+
+
+@pytest.mark.parametrize("term", list(SEARCHES))
+def test_node_search_finds_our_nodes(editor, search_keys, term):
+    """Double-click the canvas, type ``term``: the expected nodes are among the suggestions (a screenshot
+    of each goes to test-artifacts/browser/). A node that only its ``search_aliases`` make findable
+    needs a frontend whose search indexes that field: with one that indexes only ``name`` and
+    ``display_name`` (frontend 1.32.9, checked from its code), such a term is an expected failure."""
+    seen = len(editor.page.console)
+    server_defs = {k: v for k, v in editor.server.client().object_info().items() if k.startswith(PACK_PREFIX)}
+    by_display = {v["display_name"]: k for k, v in server_defs.items()}
+    assert len(by_display) == len(server_defs), "two nodes of the pack share a display name"
+    expected = sorted(server_defs) if SEARCHES[term] == "*" else SEARCHES[term]
+
+    editor.call("dismissBanner")
+    editor.open_search()
+    try:
+        res = editor.search(term)
+        editor.screenshot(ARTIFACTS / f"node_search_{term.replace(' ', '_')}.png")
+    finally:
+        editor.close_search()
+    shown = [by_display.get(o["display_name"]) for o in res["options"]]
+    log.info("search %r: %s", term, [o["display_name"] for o in res["options"]])
+    missing = [n for n in expected if n not in shown]
+    assert errors(editor.page.console[seen:], editor.server.url) == []
+    indexes_aliases = search_keys is None or "search_aliases" in search_keys
+    if missing and not indexes_aliases and not any(term_in_name(term, n, server_defs[n]) for n in missing):
+        # our part is done: the aliases are in /object_info and in the page's node definitions
+        page_defs = editor.call("packNodeDefs")
+        assert all(term in (page_defs[n]["search_aliases"] or []) for n in missing), missing
+        pytest.xfail(f"this frontend's node search indexes only {search_keys} (no search_aliases): "
+                     f"{missing} are findable by {term!r} only through their search aliases")
+    assert missing == [], f"{term!r} does not find {missing}; suggestions: {res['options']}"
+    if SEARCHES[term] != "*":
+        ranks = {n: shown.index(n) for n in expected}
+        assert all(r < SEARCH_TOP for r in ranks.values()), f"{term!r}: ranks {ranks} in {res['options']}"
+
+
+def test_expert_widgets_reach_the_frontend_flagged_advanced(editor):
+    """Every input that the pack marks advanced (``nodes.schema_util.advanced``) arrives in the page's
+    node definition with ``advanced: true`` and on its widget as ``widget.options.advanced`` (where the
+    frontend puts the flag, and where frontends with an advanced-inputs UI read it); no other widget
+    has it. Frontend 1.32.9 has no UI for it: its canvas only folds widgets whose own ``advanced``
+    property is set, which nothing sets from the node definition; that is logged, not asserted."""
+    server_defs = {k: v for k, v in editor.server.client().object_info().items() if k.startswith(PACK_PREFIX)}
+    marked = sorted((node_id, name) for node_id, info in server_defs.items()
+                    for part in ("required", "optional") for name, spec in info["input"].get(part, {}).items()
+                    if len(spec) > 1 and isinstance(spec[1], dict) and spec[1].get("advanced"))
+    assert marked, "no input of the pack is marked advanced"
+    defs = editor.call("packNodeDefs")
+    in_def = sorted((n, k) for n, d in defs.items() for k, v in d["inputs"].items() if v["advanced"])
+    on_widget = sorted((n, w["name"]) for n, d in defs.items() for w in d["widgets"] if w["optionsAdvanced"])
+    assert in_def == marked
+    assert on_widget == marked, "an advanced input without a widget, or a widget flagged by mistake"
+    folded = sorted((n, w["name"]) for n, d in defs.items() for w in d["widgets"] if w["advanced"] or not w["visible"])
+    log.info("%d advanced widgets; folded away by this frontend's canvas: %s", len(marked), folded or "none")
 
 
 @pytest.mark.parametrize("name", WORKFLOW_NAMES)
