@@ -25,6 +25,7 @@ from comfy_api.latest import io
 from ..engine import inpaint_prep
 from ..engine.interposer import FOOOCUS_FILE_NAME, load_interposer
 from .convert import decoded_to_u8, u8_to_image
+from .image_prompt import reapply_controlnets
 from .inpaint_model import fooocus_inpaint_model
 from .inpaint_nodes import _vae_encode_cropped
 from .refiner import (DEFAULT_REFINER_SWITCH, KIND_SD15, PLAN_BASE, PLAN_REFINER, PLAN_SWAP, add_refiner,
@@ -190,7 +191,9 @@ class FooocusSamplerSD15Refiner(io.ComfyNode):
         for i in range(num_images):
             seed_i = (seed + i) % (2**63)
             if prompt is not None:
-                positive, negative = prompt.conditioning(seed_i)
+                positive, negative = prompt.conditioning(seed_i, image_index=i)
+                # as Fooocus Sampler: image-prompt ControlNets recorded on the base model apply to the fresh conds
+                positive, negative = reapply_controlnets(model, positive, negative)
             noise = comfy.sample.prepare_noise(latent, seed_i)
             callback = latent_preview.prepare_callback(run_model, steps)
             pbar = not comfy.utils.PROGRESS_BAR_ENABLED
