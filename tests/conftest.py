@@ -80,6 +80,18 @@ def tiny_models_dir() -> Path:
     return out
 
 
+def _install_fooocus_styles(base: Path) -> None:
+    """Fooocus's style files (from ../shared, never committed) into the server's ``models/styles``, as a user
+    who installed them has: the shipped fal workflows use the fal default styles."""
+    import shutil
+
+    styles = FOOOCUS_DATA / "sdxl_styles"
+    if styles.is_dir():
+        (base / "models" / "styles").mkdir(parents=True, exist_ok=True)
+        for f in styles.glob("*.json"):
+            shutil.copyfile(f, base / "models" / "styles" / f.name)
+
+
 @pytest.fixture(scope="session")
 def comfy_server(tiny_models_dir, tmp_path_factory):
     """A real ComfyUI server (subprocess, 127.0.0.1, free port, --cpu) with this pack and the tiny
@@ -87,6 +99,7 @@ def comfy_server(tiny_models_dir, tmp_path_factory):
     import comfy_host
 
     base = comfy_host.make_base_dir(tmp_path_factory.mktemp("comfy_base"), [tiny_models_dir], comfy_host.TINY_EXTS)
+    _install_fooocus_styles(base)
     server = comfy_host.ComfyServer(base, extra_args=["--preview-method", "latent2rgb"])
     server.start()
     yield server

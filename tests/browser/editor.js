@@ -84,6 +84,19 @@
     return w.value;
   };
 
+  // set a widget on every node of a type (none is fine); returns how many were set
+  T.setWidgetAll = (type, name, value) => {
+    let count = 0;
+    for (const node of app.graph.nodes.filter((n) => n.type === type)) {
+      const w = (node.widgets || []).find((x) => x.name === name);
+      if (!w) throw new Error(`${type} has no widget ${name}`);
+      w.value = value;
+      if (w.callback) w.callback(value);
+      count += 1;
+    }
+    return count;
+  };
+
   // combo widgets whose value is not one of the values the server offers (red on queueing)
   T.badComboValues = () => {
     const bad = [];
@@ -111,9 +124,11 @@
   T.outputShown = (filename) => {
     const imgs = [...document.querySelectorAll('img')].filter((i) => i.src.includes(`filename=${encodeURIComponent(filename)}`));
     const loaded = imgs.filter((i) => i.complete && i.naturalWidth > 0);
-    const save = T.nodeOf('SaveImage');
-    const outs = save && app.nodeOutputs ? app.nodeOutputs[String(save.id)] : null;
-    const onNode = !!(outs && (outs.images || []).some((im) => im.filename === filename));
+    // the image is the output of a node of the graph (ComfyUI's SaveImage or the pack's Fooocus Save Image)
+    const onNode = app.graph.nodes.some((n) => {
+      const outs = app.nodeOutputs ? app.nodeOutputs[String(n.id)] : null;
+      return !!(outs && (outs.images || []).some((im) => im.filename === filename));
+    });
     return loaded.length && onNode ? { width: loaded[0].naturalWidth, height: loaded[0].naturalHeight } : null;
   };
 

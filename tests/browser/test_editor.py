@@ -33,6 +33,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "host"))  # inpaint_support (tiny substitutions)
 from cdp import Chromium, ConsoleEntry, find_chromium  # noqa: E402
 
 pytestmark = pytest.mark.host
@@ -46,6 +47,9 @@ DOCS_SCREENSHOT = REPO / "docs" / "editor_inpaint_default.png"
 EDITOR_JS = (Path(__file__).resolve().parent / "editor.js").read_text(encoding="utf-8")
 TINY_CKPT = "tiny_sdxl.safetensors"
 STEPS = 2
+# the widgets that set the number of sampling steps, wherever a workflow has them
+STEP_WIDGETS = [("FooocusInpaint_Sampler", "steps"), ("FooocusInpaint_SamplerSD15Refiner", "steps"),
+                ("FooocusInpaint_Performance", "steps_override")]
 PACK_PREFIX = "FooocusInpaint_"
 SEARCH_ALIASES_FILE = REPO / "nodes" / "search_aliases.py"
 # what users type in the node search -> the nodes they must find ("*": every node of the pack)
@@ -379,8 +383,11 @@ def test_shipped_workflow_runs_in_the_editor(editor, name):
         if n["type"] == "LoadImage":
             assert n["widgets_values"][0] == saved[n["id"]][0]
 
-    editor.call("setWidget", "CheckpointLoaderSimple", "ckpt_name", TINY_CKPT)
-    editor.call("setWidget", f"{PACK_PREFIX}Sampler", "steps", STEPS)
+    # to run it: the same workflow with the tiny models (checkpoint names, drop-in loaders), loaded likewise
+    loaded = editor.call("load", on_tiny_models(workflow), name, timeout=60)
+    assert loaded["dialogs"] == [] and loaded["unregistered"] == [] and loaded["missingDefs"] == [], loaded
+    for node_type, widget in STEP_WIDGETS:
+        editor.call("setWidgetAll", node_type, widget, STEPS)
     assert editor.call("badComboValues") == [], "a combo value the server does not offer"
 
     if name == "fooocus_inpaint_default":
@@ -402,6 +409,22 @@ def test_shipped_workflow_runs_in_the_editor(editor, name):
         write_docs_screenshot(shot, bounds)
     assert errors(editor.page.console[seen:], editor.server.url) == []
     log.info("%s: loaded, ran and shown in %.1f s", name, time.monotonic() - t0)
+
+
+def on_tiny_models(workflow: dict) -> dict:
+    """The UI workflow with every checkpoint pointed at its tiny stand-in and the node types that cannot load
+    tiny files swapped for the test extension's drop-ins (the same substitution as ``with_tiny`` for API
+    graphs)."""
+    import copy
+
+    from inpaint_support import TINY_CHECKPOINTS, TINY_CLASS_TYPES
+
+    out = copy.deepcopy(workflow)
+    for n in out["nodes"]:
+        if n["type"] == "CheckpointLoaderSimple":
+            n["widgets_values"][0] = TINY_CHECKPOINTS.get(n["widgets_values"][0], TINY_CKPT)
+        n["type"] = TINY_CLASS_TYPES.get(n["type"], n["type"])
+    return out
 
 
 def check_tooltips_on_hover(editor) -> None:
