@@ -60,7 +60,7 @@ log = logging.getLogger(__name__)
 __all__ = [
     "FIELD_MAPPING", "FILENAME_PREFIX", "PATCH_FILES", "SAVE_NODE_ID", "GraphInputs", "ModelNames",
     "UnsupportedRequestError", "build_graph", "build_layout_graph", "check_against_object_info", "check_supported",
-    "effective_refiner", "image_prompts_used", "is_text_to_image", "lora_file_name",
+    "effective_refiner", "image_prompts_used", "is_text_to_image", "lora_file_name", "render_mapping_table",
 ]
 
 #: Image prompt types that use a ControlNet / an IP-Adapter (fooocus-pipeline.md §8).
@@ -143,7 +143,9 @@ class ModelNames:
 
 #: fal field -> (where it goes in the built graph, what it means). ``docs/fal_mapping.md`` is the long form.
 FIELD_MAPPING: dict[str, tuple[str, str]] = {
-    "prompt": ("FooocusInpaint_Prompt.prompt", "positive prompt; line 1 styled and expanded"),
+    "prompt": ("FooocusInpaint_Prompt.prompt",
+               "positive prompt; line 1 styled and expanded; `<lora:name:w>` tokens applied to model and CLIP; "
+               "`__name__` wildcards per image"),
     "negative_prompt": ("FooocusInpaint_Prompt.negative_prompt", "negative prompt"),
     "styles": ("FooocusInpaint_Prompt.styles", "comma-joined style names in order; 'Fooocus V2' = expansion"),
     "performance": ("FooocusInpaint_Performance.performance", "steps, sampler, scheduler, LoRA and forced settings"),
@@ -159,7 +161,8 @@ FIELD_MAPPING: dict[str, tuple[str, str]] = {
     "refiner_switch": ("FooocusInpaint_SamplerSD15Refiner.refiner_switch (only with a refiner)",
                        "base steps fraction; Fooocus forces 0.8 for the synthetic refiner"),
     "output_format": ("FooocusInpaint_SaveImage.format", "png / jpeg / webp encoding"),
-    "sync_mode": ("none (client side)", "the client returns data URIs instead of file URLs"),
+    "sync_mode": ("none (client / fal drop-in side)",
+                  "the CLI and the fal drop-in routes return data URIs instead of file URLs"),
     "seed": ("FooocusInpaint_Sampler.seed (build_graph's seed)", "seed of image 0; null = random"),
     "inpaint_image_url": ("LoadImage.image (GraphInputs.image)", "the image to inpaint"),
     "mask_image_url": ("LoadImage.image -> FooocusInpaint_MaskFromUpload.mask_image (GraphInputs.mask)",
@@ -190,6 +193,16 @@ FIELD_MAPPING: dict[str, tuple[str, str]] = {
     "mixing_image_prompt_and_inpaint": ("gate for image_prompt_1..4", "image prompts act only when true"),
     "enable_safety_checker": ("FooocusInpaint_SafetyChecker.enabled", "black out NSFW images, report flags"),
 }
+
+
+def render_mapping_table() -> str:
+    """:data:`FIELD_MAPPING` as a Markdown table (``| fal field | where in the graph | meaning |``), one row per
+    fal input field in schema order; the README embeds it between ``fal-mapping`` markers (a test compares)."""
+    rows = ["| fal field | where in the graph | meaning |", "|---|---|---|"]
+    for name, (where, meaning) in FIELD_MAPPING.items():
+        cell = lambda text: text.replace("|", "\\|")  # noqa: E731
+        rows.append(f"| `{name}` | {cell(where)} | {cell(meaning)} |")
+    return "\n".join(rows) + "\n"
 
 
 # --------------------------------------------------------------------------------------------------

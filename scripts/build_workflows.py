@@ -1,4 +1,5 @@
-"""Regenerate workflows/*.json (UI format), workflows/api/*.json (API format) and docs/nodes.md from
+"""Regenerate workflows/*.json (UI format), workflows/api/*.json (API format), docs/nodes.md and the README's
+fal mapping table from
 engine/workflow_graphs.py and the node definitions of a real ComfyUI server (the tiny-model test
 host). Run: .host/venv/bin/python scripts/build_workflows.py  (``--check`` only compares)."""
 from __future__ import annotations
@@ -14,6 +15,18 @@ sys.path[:0] = [str(REPO), str(REPO / "tests" / "harness")]
 import comfy_host  # noqa: E402
 import tiny_models  # noqa: E402
 from engine.workflow_graphs import render_workflow_files  # noqa: E402
+
+
+MAPPING_START = "<!-- fal-mapping:start"
+MAPPING_END = "<!-- fal-mapping:end -->"
+
+
+def readme_with_mapping(readme: str, table: str) -> str:
+    """``readme`` with the text between the fal-mapping markers replaced by ``table``."""
+    head, rest = readme.split(MAPPING_START, 1)
+    marker_line, _ = rest.split("\n", 1)
+    _, tail = rest.split(MAPPING_END, 1)
+    return f"{head}{MAPPING_START}{marker_line}\n{table}{MAPPING_END}{tail}"
 
 
 def main(argv=None) -> int:
@@ -33,6 +46,10 @@ def main(argv=None) -> int:
     from engine.node_docs import render_node_docs
 
     files["../docs/nodes.md"] = render_node_docs(info)
+    from engine.fal_graph import render_mapping_table
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    files["../README.md"] = readme_with_mapping(readme, render_mapping_table())
     stale = []
     for rel, text in sorted(files.items()):
         path = REPO / "workflows" / rel

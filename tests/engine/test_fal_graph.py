@@ -500,3 +500,19 @@ def test_check_against_object_info_finds_each_kind_of_problem():
                  "link to missing output", "node 6 (B): required input 'm' missing"):
         assert part in problems, part
     assert "(B).k" not in problems  # a COMBO output links to a COMBO input
+
+
+def test_readme_mapping_table_is_up_to_date():
+    """The README's fal field → graph table is :func:`render_mapping_table` (regenerate with
+    scripts/build_workflows.py), and it has one row per fal input field."""
+    from pathlib import Path
+
+    from engine.fal_graph import FIELD_MAPPING, render_mapping_table
+
+    repo = Path(__file__).resolve().parents[2]
+    readme = (repo / "README.md").read_text(encoding="utf-8")
+    table = render_mapping_table()
+    assert table.count("\n| `") == len(FIELD_MAPPING) == 32
+    start = readme.index("<!-- fal-mapping:start")
+    block = readme[readme.index("\n", start) + 1:readme.index("<!-- fal-mapping:end -->")]
+    assert block == table, "regenerate the README's fal mapping table with scripts/build_workflows.py"
