@@ -13,7 +13,7 @@ Inpaint graph (every request with a mask, an outpaint direction or ``invert_mask
     Fooocus Prompt (clip of Performance; prompt, negative_prompt, styles, inpaint_additional_prompt)
     LoadImage(image) [+ LoadImage(mask)] -> Mask From Upload (LANCZOS, mean RGB, > 127)
         -> Mask Erode / Dilate (erode_or_dilate, invert) -> Outpaint Pad (directions)
-    [Fooocus Inpaint Loader (head + patch of the engine)]   [Load Upscale Model (Fooocus ESRGAN)]
+    [Fooocus Inpaint Patch Loader (head + patch of the engine)]   [Load Upscale Model (Fooocus ESRGAN)]
     Inpaint Conditioning (respective_field, strength) -> Fooocus Sampler (seed, num_images, prompt,
         disable_initial_latent, synthetic refiner switch) -> Fooocus Safety Checker -> Fooocus Save Image
 
@@ -437,7 +437,7 @@ def _inpaint_nodes(g: Graph, req: InpaintRequest, opts: InpaintOptions, inputs: 
         patch = models.inpaint_patches.get(opts.engine)
         if not patch:
             raise ValueError(f"models.inpaint_patches: no patch file for inpaint_engine {opts.engine!r}")
-        loader = g.add("FooocusInpaint_Loader", f"Fooocus Inpaint Loader (engine {opts.engine})", "Inpaint",
+        loader = g.add("FooocusInpaint_Loader", f"Fooocus Inpaint Patch Loader (engine {opts.engine})", "Inpaint",
                        head=models.inpaint_head, patch=patch)
     cond_inputs: dict[str, Any] = dict(image=pad.out(0), mask=pad.out(1), vae=ckpt.out(2),
                                        respective_field=float(opts.respective_field), strength=float(opts.strength),

@@ -75,7 +75,7 @@ def inpaint_graph(o: InpaintGraphOptions = InpaintGraphOptions()) -> Graph:
     if o.engine != "None":
         if o.engine not in PATCH_FILES:
             raise ValueError(f"engine: expected one of None, {', '.join(PATCH_FILES)}; got {o.engine!r}")
-        loader = g.add("FooocusInpaint_Loader", "Fooocus Inpaint Loader", "Model", head=HEAD_FILE,
+        loader = g.add("FooocusInpaint_Loader", "Fooocus Inpaint Patch Loader", "Model", head=HEAD_FILE,
                        patch=PATCH_FILES[o.engine])
     pos = g.add("CLIPTextEncode", "Positive prompt", "Prompt", text=o.prompt, clip=ckpt.out(1))
     neg = g.add("CLIPTextEncode", "Negative prompt", "Prompt", text=o.negative_prompt, clip=ckpt.out(1))

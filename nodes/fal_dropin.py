@@ -46,6 +46,7 @@ from typing import Any
 from aiohttp import web
 
 from ..engine import fal_queue as fq
+from ..engine.model_manifest import missing_model_message
 
 log = logging.getLogger(__name__)
 
@@ -386,6 +387,15 @@ async def _submit(request: web.Request, body: Any, cfg: fq.DropinConfig) -> tupl
     return request_id, pos if pos is not None else 0
 
 
+def _missing_model_file(error: dict) -> str | None:
+    """The file name of a ``value_not_in_list`` validation error on a model-file input, else None."""
+    value = (error.get("extra_info") or {}).get("received_value")
+    if error.get("type") != "value_not_in_list" or not isinstance(value, str):
+        return None
+    return value if value.lower().endswith((".safetensors", ".bin", ".pth", ".pt", ".ckpt", ".patch", ".onnx")) \
+        else None
+
+
 def _graph_rejected(graph: dict, valid: tuple) -> fq.FalError:
     err = valid[1] or {}
     lines = [f"{err.get('message', 'invalid graph')}: {err.get('details', '')}".strip(": ")]
@@ -396,6 +406,9 @@ def _graph_rejected(graph: dict, valid: tuple) -> fq.FalError:
         for e in ne.get("errors", []):
             lines.append(f"{graph.get(nid, {}).get('_meta', {}).get('title', cls)}: {e.get('message')} "
                          f"({e.get('details', '')})")
+            missing = _missing_model_file(e)
+            if missing:
+                lines.append(missing_model_message(missing))
     msg = "ComfyUI rejected the graph for this request: " + "; ".join(lines)
     log.warning("fal drop-in: %s", msg)
     if lora_problem:

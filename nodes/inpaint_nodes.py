@@ -151,7 +151,7 @@ def _sampler_inputs(with_patch: bool = True) -> list:
         io.Combo.Input("scheduler", options=comfy.samplers.KSampler.SCHEDULERS, default="karras",
                        tooltip="Scheduler (Fooocus default karras)."),
         InpaintPatchIO.Input("inpaint_patch", optional=True,
-                             tooltip="From Fooocus Inpaint Loader. Leave unconnected for inpaint engine 'None' "
+                             tooltip="From Fooocus Inpaint Patch Loader. Leave unconnected for inpaint engine 'None' "
                                      "(Improve Detail mode): no head, no patch, no synthetic refiner."),
         advanced(io.Float.Input("refiner_switch", default=SYNTHETIC_REFINER_SWITCH, min=0.0, max=1.0, step=0.01,
                        tooltip="Synthetic refiner: after this fraction of the steps the model without the inpaint "
@@ -243,7 +243,7 @@ class ApplyFooocusInpaint(io.ComfyNode):
                 io.Model.Input("model", tooltip="The SDXL model (after any LoRAs)."),
                 InpaintDataIO.Input("inpaint", tooltip="From Inpaint Conditioning."),
                 InpaintPatchIO.Input("inpaint_patch", optional=True,
-                                     tooltip="From Fooocus Inpaint Loader; unconnected = engine 'None' (blending only)."),
+                                     tooltip="From Fooocus Inpaint Patch Loader; unconnected = engine 'None' (blending only)."),
                 advanced(io.Float.Input("refiner_switch", default=SYNTHETIC_REFINER_SWITCH, min=0.0, max=1.0, step=0.01,
                                tooltip="Synthetic refiner switch (fraction of the steps); 1.0 = off. Not used when the MODEL "
                                        "comes from Fooocus Refiner (a real refiner replaces the synthetic one).")),

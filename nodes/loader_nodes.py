@@ -55,7 +55,7 @@ class FooocusInpaintLoader(io.ComfyNode):
         patches = _inpaint_files((".patch", ".safetensors"))
         return io.Schema(
             node_id="FooocusInpaint_Loader",
-            display_name="Fooocus Inpaint Loader",
+            display_name="Fooocus Inpaint Patch Loader",
             category=CATEGORY,
             description=(
                 "Loads Fooocus's inpaint model: the small head (fooocus_inpaint_head.pth) that feeds the mask and "

@@ -578,11 +578,11 @@ class FooocusPromptNode(io.ComfyNode):
                                tooltip="Optional SDXL model (after the LoRA Stack / Performance): the prompt's inline "
                                        "<lora:name:weight> LoRAs are applied to it; take it from the 'model' output. "
                                        "Without it the inline LoRAs patch the CLIP only."),
-                advanced(io.Boolean.Input("read_wildcards_in_order", default=False,
+                advanced(io.Boolean.Input("read_wildcards_in_order", default=False, optional=True,
                                           tooltip="Fooocus 'Read wildcards in order': image i of a batch takes line "
                                                   "i (modulo the line count) of each wildcard file instead of a "
                                                   "random line from its seed.")),
-                advanced(io.String.Input("upstream_loras", default="", dynamic_prompts=False,
+                advanced(io.String.Input("upstream_loras", default="", dynamic_prompts=False, optional=True,
                                          tooltip="LoRA files already applied upstream (the LoRA Stack's slots), "
                                                  "comma-separated. As in Fooocus, an inline <lora:...> naming one "
                                                  "of them is skipped (the slot's weight wins), and they count "

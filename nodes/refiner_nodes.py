@@ -137,7 +137,7 @@ class FooocusSamplerSD15Refiner(io.ComfyNode):
                 io.Combo.Input("scheduler", options=comfy.samplers.KSampler.SCHEDULERS, default="karras",
                                tooltip="Scheduler (Fooocus default karras)."),
                 InpaintPatchIO.Input("inpaint_patch", optional=True,
-                                     tooltip="From Fooocus Inpaint Loader (on the SDXL base only); unconnected = engine 'None'."),
+                                     tooltip="From Fooocus Inpaint Patch Loader (on the SDXL base only); unconnected = engine 'None'."),
                 io.Float.Input("refiner_switch", default=DEFAULT_REFINER_SWITCH, min=0.0, max=1.0, step=0.001,
                                tooltip="Fraction of the steps the SDXL base samples before the SD1.5 refiner (fal 0.8)."),
                 io.Combo.Input("interposer", options=files or [FOOOCUS_FILE_NAME],

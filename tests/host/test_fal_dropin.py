@@ -109,6 +109,36 @@ def test_raw_protocol_errors(dropin_server):
     assert status == 404 and "upload" in body["detail"]
 
 
+
+def test_missing_model_file_is_named_with_its_folder_and_the_download_command(dropin_server):
+    """A request whose graph needs a model file the server does not have (here fal's SD1.5 refiner, which the
+    tiny-model config does not map) is refused before anything is queued, naming the file, the ComfyUI models
+    folder it belongs in and the pack's download command."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    def data_uri(img: Image.Image) -> str:
+        buf = io.BytesIO()
+        img.save(buf, format="PNG")
+        return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+    mask = Image.new("L", (64, 64), 0)
+    mask.paste(255, (16, 16, 48, 48))
+    req = {"inpaint_image_url": data_uri(Image.new("RGB", (64, 64), (90, 120, 150))),
+           "mask_image_url": data_uri(mask.convert("RGB")), "styles": [], "performance": "Speed",
+           "refiner_model": "realisticVisionV60B1_v51VAE.safetensors"}
+    before = dropin_server.client().get_json("/queue")
+    status, body = _raw(dropin_server, "POST", "https://queue.fal.run/fal-ai/fooocus/inpaint",
+                        json.dumps(req).encode())
+    assert status == 500, body
+    detail = body["detail"]
+    assert "realisticVisionV60B1_v51VAE.safetensors" in detail and "ComfyUI/models/checkpoints/" in detail
+    assert "download --only realisticVisionV60B1_v51VAE.safetensors" in detail
+    assert dropin_server.client().get_json("/queue") == before, "something was queued"
+
+
 def test_fal_js_client_against_dropin(dropin_server, tmp_path):
     client_dir = _fal_client_dir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("FAL_")}

@@ -4,7 +4,7 @@ Inpaint graphs are made of the pack's nodes only::
 
     CheckpointLoaderSimple (tiny SDXL) -> Fooocus LoRA Stack -> Fooocus Performance (steps_override 4)
         -> Fooocus Prompt (clip of Performance) -> [Fooocus Refiner] -> Fooocus Sampler (steps, cfg, sampler,
-        scheduler from Performance; Fooocus Inpaint Loader; Inpaint Conditioning) -> SaveImage
+        scheduler from Performance; Fooocus Inpaint Patch Loader; Inpaint Conditioning) -> SaveImage
     (or Fooocus Sampler (SD1.5 refiner) with the tiny SD1.5 checkpoint and the XL->v1 interposer)
 
 plus ``PreviewAny`` nodes on Performance's steps / cfg / sampler_name / scheduler outputs, so that the

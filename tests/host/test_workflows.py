@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from inpaint_support import WORKFLOWS
@@ -110,11 +111,23 @@ def workflow_server(comfy_server):
     return client, styles.is_dir()
 
 
+def expected_canvas(image, mask, graph):
+    """The (image, mask) the sampler works on: outpaint padding applied as the graph asks."""
+    from engine.outpaint import outpaint_pad
+
+    pad = next(n for n in graph.values() if n["class_type"] == "FooocusInpaint_OutpaintPad")["inputs"]
+    sides = [s for s in ("left", "right", "top", "bottom") if pad[s]]
+    dist = {s: pad[f"{s}_pixels"] for s in sides if pad[f"{s}_pixels"] > 0} or None
+    return outpaint_pad(image, mask, sides, dist) if sides else (image, mask)
+
+
 @pytest.mark.parametrize("path", API_FILES, ids=lambda p: p.stem)
 def test_api_workflow_runs_on_the_tiny_models(workflow_server, path):
     """One run per shipped API workflow, after the tiny-model substitution (``with_tiny``: checkpoints, the
-    tiny CLIP vision loader) and with 3 steps: success, one image, the expected size."""
-    from inpaint_support import decode, with_tiny
+    tiny CLIP vision loader) and with 3 steps: success, one image of the canvas size, latent previews and
+    progress to the last step, the area around the mask repainted and pixels more than 32 px from it
+    untouched (bit-exact for PNG; within JPEG/WebP q95 coding error for the lossy formats)."""
+    from inpaint_support import decode, far_from_mask, with_tiny
 
     client, have_styles = workflow_server
     api = json.loads(path.read_text(encoding="utf-8"))
@@ -125,15 +138,24 @@ def test_api_workflow_runs_on_the_tiny_models(workflow_server, path):
         pytest.skip("Fooocus style files not found (the workflow's styles need them)")
     if "FooocusInpaint_ImagePromptControlNet" in classes:
         pytest.importorskip("cv2", reason="opencv-python-headless is needed by the PyraCanny/CPDS preprocessors")
-    res = client.run(with_tiny(api, **STEP_OVERRIDES), timeout=600)
+    graph = with_tiny(api, **STEP_OVERRIDES)
+    res = client.run(graph, timeout=600)
     assert res.status == "success", res.error
     assert res.error is None
     assert len(res.images) == 1, [i[:2] for i in res.images]
     out = decode(res.images[0][2])
     src = decode((WORKFLOWS / "input" / "fooocus_inpaint_example.png").read_bytes())
-    pads = [n["inputs"] for n in api.values() if n["class_type"] == "FooocusInpaint_OutpaintPad"]
-    w, h = src.shape[1], src.shape[0]
-    for p in pads:  # Fooocus pads 30% per ticked side (top/bottom first, then left/right)
-        h += sum(int(h * 0.3) for s in ("top", "bottom") if p.get(s))
-        w += sum(int(w * 0.3) for s in ("left", "right") if p.get(s))
-    assert out.shape == (h, w, 3)
+    mask = decode((WORKFLOWS / "input" / "fooocus_inpaint_example_mask.png").read_bytes())[..., 0]
+    canvas, canvas_mask = expected_canvas(src, mask, graph)
+    assert out.shape == canvas.shape
+    far = far_from_mask(canvas_mask)
+    assert far.any()
+    diff = np.abs(out.astype(np.int16) - canvas.astype(np.int16))
+    if res.images[0][1].endswith(".png"):
+        assert not diff[far].any(), "pixels > 32 px from the repaint area changed"
+    else:   # q95 lossy coding of an unchanged area: small errors only
+        assert diff[far].mean() < 2.0 and np.percentile(diff[far], 99.9) < 24, "far pixels changed"
+    assert diff[~far].mean() > 4 * max(diff[far].mean(), 0.1), "nothing was repainted"
+    done, total = res.progress()[-1]
+    assert done == total > 0, res.progress()
+    assert res.previews >= RUN_STEPS, "no latent previews during sampling"
