@@ -12,15 +12,12 @@ Image encoding and hint preprocessing happen once, before sampling, and are excl
 from __future__ import annotations
 
 import argparse
-import statistics
-import subprocess
+import logging
 import sys
-import tempfile
-import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO / "tests" / "harness"), str(REPO)]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from sampling_bench import print_table, start_tiny_host, time_sampling  # noqa: E402
 
 
 def main() -> int:
@@ -29,23 +26,11 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=4)
     ap.add_argument("--repeats", type=int, default=3)
     ns = ap.parse_args()
-    import comfy_host
-    import tiny_models
-
-    cache = comfy_host.HOST / "cache" / tiny_models.VERSION
-    subprocess.run([sys.executable, str(REPO / "tests/harness/tiny_models.py"), "--out", str(cache)], check=True,
-                   stdout=subprocess.DEVNULL)
-    base = comfy_host.make_base_dir(Path(tempfile.mkdtemp()), [cache], comfy_host.TINY_EXTS)
-    comfy_host.InProcessHost(base)
-    import logging
-
-    logging.getLogger().setLevel(logging.ERROR)
-    import comfy.sample
+    pack = start_tiny_host(logging.ERROR)
     import nodes
     import numpy as np
     import torch
 
-    pack = next(m for n, m in sys.modules.items() if n.endswith("comfyui-fooocus-inpaint") and hasattr(m, "comfy_entrypoint"))
     ipn = pack.nodes.image_prompt_nodes
     model, clip, _ = nodes.CheckpointLoaderSimple().load_checkpoint("tiny_sdxl.safetensors")[:3]
     pos = nodes.CLIPTextEncode().encode(clip, "a house")[0]
@@ -81,28 +66,10 @@ def main() -> int:
     h = w = ns.size // 8
     latent = torch.zeros(1, 4, h, w)
 
-    def run(v, seed):
-        m, p, n = v
-        noise = comfy.sample.prepare_noise(latent, seed)
-        t0 = time.perf_counter()
-        comfy.sample.sample(m, noise, ns.steps, 4.0, "dpmpp_2m_sde_gpu", "karras", p, n, latent,
-                            denoise=1.0, disable_pbar=True, seed=seed)
-        return time.perf_counter() - t0
-
-    times = {k: [] for k in variants}
-    for v in variants.values():
-        run(v, 0)  # warm-up (first load / patch)
-    for r in range(ns.repeats):  # interleaved, so machine noise hits all variants alike
-        for name, v in variants.items():
-            times[name].append(run(v, r + 1))
-    base_t = statistics.median(times["no image prompts (baseline)"])
-    print(f"\nSampling {ns.steps} steps at {ns.size}x{ns.size} (latent {h}x{w}), tiny SDXL on CPU, "
-          f"image prompts active at every step (stop_at 1), median of {ns.repeats}:\n")
-    print(f"| {'variant':<48} | {'median s':>9} | {'s/step':>7} | {'ratio':>6} |")
-    print(f"|{'-' * 50}|{'-' * 11}|{'-' * 9}|{'-' * 8}|")
-    for name, ts in times.items():
-        med = statistics.median(ts)
-        print(f"| {name:<48} | {med:9.3f} | {med / ns.steps:7.4f} | {med / base_t:6.3f} |")
+    times = time_sampling(variants, latent, ns.steps, ns.repeats)
+    print_table(times, ns.steps, "no image prompts (baseline)",
+                f"Sampling {ns.steps} steps at {ns.size}x{ns.size} (latent {h}x{w}), tiny SDXL on CPU, "
+                f"image prompts active at every step (stop_at 1), median of {ns.repeats}:")
     return 0
 
 

@@ -10,15 +10,11 @@ Fooocus Guidance = sharpness + ADM + adaptive CFG; everything together), with th
 from __future__ import annotations
 
 import argparse
-import statistics
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO / "tests" / "harness"), str(REPO)]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from sampling_bench import print_table, start_tiny_host, time_sampling  # noqa: E402
 
 
 def main() -> int:
@@ -27,22 +23,10 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--repeats", type=int, default=5)
     ns = ap.parse_args()
-    import comfy_host
-    import tiny_models
-
-    cache = comfy_host.HOST / "cache" / tiny_models.VERSION
-    subprocess.run([sys.executable, str(REPO / "tests/harness/tiny_models.py"), "--out", str(cache)], check=True,
-                   stdout=subprocess.DEVNULL)
-    base = comfy_host.make_base_dir(Path(tempfile.mkdtemp()), [cache], comfy_host.TINY_EXTS)
-    comfy_host.InProcessHost(base)
-    import logging
-
-    logging.getLogger().setLevel(logging.WARNING)
-    import comfy.sample
+    pack = start_tiny_host()
     import nodes
     import torch
 
-    pack = next(m for n, m in sys.modules.items() if n.endswith("comfyui-fooocus-inpaint") and hasattr(m, "comfy_entrypoint"))
     FooocusInpaintData = pack.nodes.types.FooocusInpaintData
     model, clip, _ = nodes.CheckpointLoaderSimple().load_checkpoint("tiny_sdxl.safetensors")[:3]
     pos = nodes.CLIPTextEncode().encode(clip, "a house")[0]
@@ -66,27 +50,10 @@ def main() -> int:
         "Fooocus v2.6 + Guidance (everything on)": pack.nodes.inpaint_model.fooocus_inpaint_model(guided, data, patch),
     }
 
-    def run(m, seed):
-        noise = comfy.sample.prepare_noise(latent, seed)
-        t0 = time.perf_counter()
-        comfy.sample.sample(m, noise, ns.steps, 4.0, "dpmpp_2m_sde_gpu", "karras", pos, neg, latent,
-                            denoise=1.0, disable_pbar=True, seed=seed)
-        return time.perf_counter() - t0
-
-    times = {k: [] for k in variants}
-    for name, m in variants.items():
-        run(m, 0)  # warm-up (first load / patch)
-    for r in range(ns.repeats):  # interleaved, so machine noise hits all variants alike
-        for name, m in variants.items():
-            times[name].append(run(m, r + 1))
-    base_t = statistics.median(times["KSampler (plain model)"])
-    print(f"\nSampling {ns.steps} steps at {ns.size}x{ns.size} (latent {h}x{w}), tiny SDXL on CPU, "
-          f"median of {ns.repeats}:\n")
-    print(f"| {'variant':<62} | {'median s':>9} | {'s/step':>7} | {'ratio':>6} |")
-    print(f"|{'-' * 64}|{'-' * 11}|{'-' * 9}|{'-' * 8}|")
-    for name, ts in times.items():
-        med = statistics.median(ts)
-        print(f"| {name:<62} | {med:9.3f} | {med / ns.steps:7.4f} | {med / base_t:6.3f} |")
+    times = time_sampling({k: (m, pos, neg) for k, m in variants.items()}, latent, ns.steps, ns.repeats)
+    print_table(times, ns.steps, "KSampler (plain model)",
+                f"Sampling {ns.steps} steps at {ns.size}x{ns.size} (latent {h}x{w}), tiny SDXL on CPU, "
+                f"median of {ns.repeats}:")
     return 0
 
 
