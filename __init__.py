@@ -20,4 +20,7 @@ else:
     register_model_folders()
     _register_fal_routes()  # the fal drop-in's HTTP routes (docs/fal_dropin.md); no-op without a PromptServer
 
-    __all__ = ["comfy_entrypoint"]
+    #: the editor extension (web/fooocus_inpaint.js): folds the pack's expert widgets ("Show Advanced")
+    WEB_DIRECTORY = "./web"
+
+    __all__ = ["comfy_entrypoint", "WEB_DIRECTORY"]

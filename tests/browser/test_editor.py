@@ -350,8 +350,9 @@ def test_expert_widgets_reach_the_frontend_flagged_advanced(editor):
     """Every input that the pack marks advanced (``nodes.schema_util.advanced``) arrives in the page's
     node definition with ``advanced: true`` and on its widget as ``widget.options.advanced`` (where the
     frontend puts the flag, and where frontends with an advanced-inputs UI read it); no other widget
-    has it. Frontend 1.32.9 has no UI for it: its canvas only folds widgets whose own ``advanced``
-    property is set, which nothing sets from the node definition; that is logged, not asserted."""
+    has it. Frontend 1.32.9's canvas folds only widgets whose own ``advanced`` property is set, which the
+    pack's editor extension (``web/fooocus_inpaint.js``) sets from the flag: exactly those widgets start
+    folded, and their nodes offer "Show Advanced"."""
     server_defs = {k: v for k, v in editor.server.client().object_info().items() if k.startswith(PACK_PREFIX)}
     marked = sorted((node_id, name) for node_id, info in server_defs.items()
                     for part in ("required", "optional") for name, spec in info["input"].get(part, {}).items()
@@ -362,8 +363,10 @@ def test_expert_widgets_reach_the_frontend_flagged_advanced(editor):
     on_widget = sorted((n, w["name"]) for n, d in defs.items() for w in d["widgets"] if w["optionsAdvanced"])
     assert in_def == marked
     assert on_widget == marked, "an advanced input without a widget, or a widget flagged by mistake"
+    # the pack's editor extension (web/fooocus_inpaint.js) folds exactly these: hidden until "Show Advanced"
     folded = sorted((n, w["name"]) for n, d in defs.items() for w in d["widgets"] if w["advanced"] or not w["visible"])
-    log.info("%d advanced widgets; folded away by this frontend's canvas: %s", len(marked), folded or "none")
+    assert folded == marked, "advanced widgets not folded, or a plain widget hidden"
+    assert all(d["hasAdvancedMenu"] for n, d in defs.items() if any(m == n for m, _ in marked))
 
 
 @pytest.mark.parametrize("name", WORKFLOW_NAMES)
