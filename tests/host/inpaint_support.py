@@ -55,6 +55,20 @@ def with_tiny(api: dict, **overrides) -> dict:
     return api
 
 
+def node_defaults(input_types: dict, **given) -> dict:
+    """Every input of a node (``INPUT_TYPES()`` or the ``input`` of its /object_info entry) at its default,
+    overridden by ``given`` (which may also add inputs without a default)."""
+    out = {}
+    for sec in ("required", "optional"):
+        for k, v in input_types.get(sec, {}).items():
+            if k in given:
+                out[k] = given[k]
+            elif len(v) > 1 and isinstance(v[1], dict) and "default" in v[1]:
+                out[k] = v[1]["default"]
+    out.update({k: v for k, v in given.items() if k not in out})
+    return out
+
+
 def far_from_mask(mask_u8: np.ndarray, distance: int = 32) -> np.ndarray:
     """Boolean map of pixels whose Chebyshev distance to every mask pixel > 127 exceeds ``distance``."""
     rep = mask_u8 > 127

@@ -44,7 +44,7 @@ import numpy as np
 import pytest
 
 from engine.api_graph import Graph
-from inpaint_support import TINY_CKPT, WORKFLOWS, decode, far_from_mask
+from inpaint_support import TINY_CKPT, WORKFLOWS, decode, far_from_mask, node_defaults
 
 REPO = Path(__file__).resolve().parents[2]
 IMAGE = (WORKFLOWS / "input" / "fooocus_inpaint_example.png").read_bytes()
@@ -82,19 +82,6 @@ LORA_PRESETS = {
 
 
 # ------------------------------------------------------------------------------------------------ helpers
-def _defaults(info: dict, **given) -> dict:
-    """Every input of a node (from /object_info) at its default, overridden by ``given``."""
-    out = {}
-    for sec in ("required", "optional"):
-        for k, v in info.get(sec, {}).items():
-            if k in given:
-                out[k] = given[k]
-            elif len(v) > 1 and isinstance(v[1], dict) and "default" in v[1]:
-                out[k] = v[1]["default"]
-    out.update({k: v for k, v in given.items() if k not in out})
-    return out
-
-
 class Server:
     """The session server's client, the node infos, and a memo of the inpaint runs of this module."""
 
@@ -107,7 +94,7 @@ class Server:
     def inputs(self, class_type: str, **given) -> dict:
         if class_type not in self._info:
             self._info[class_type] = self.comfy.object_info(class_type)[class_type]["input"]
-        return _defaults(self._info[class_type], **given)
+        return node_defaults(self._info[class_type], **given)
 
     def add(self, g: Graph, class_type: str, **given):
         return g.add(class_type, **self.inputs(class_type, **given))

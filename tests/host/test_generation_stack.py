@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from inpaint_support import WORKFLOWS, decode, far_from_mask, load_api_workflow, with_tiny
+from inpaint_support import WORKFLOWS, decode, far_from_mask, load_api_workflow, node_defaults, with_tiny
 
 LCM_SIGMAS_8 = [14.61, 7.39, 4.17, 2.56, 1.67, 1.11, 0.73, 0.44, 0.0]  # comfy-hooks.md §7
 PERF_LORAS = {"Extreme Speed": ("sdxl_lcm_lora.safetensors", 1.0),
@@ -44,21 +44,9 @@ def hooks(inprocess_host):
     return _pack().nodes.guidance_hooks
 
 
-def _defaults(input_types: dict, **given) -> dict:
-    out = {}
-    for sec in ("required", "optional"):
-        for k, v in input_types.get(sec, {}).items():
-            if k in given:
-                out[k] = given[k]
-            elif len(v) > 1 and isinstance(v[1], dict) and "default" in v[1]:
-                out[k] = v[1]["default"]
-    out.update({k: v for k, v in given.items() if k not in out})
-    return out
-
-
 def _node_inputs(cls, **given) -> dict:
     """Every widget of a V3 node at its default, overridden by ``given``."""
-    return _defaults(cls.INPUT_TYPES(), **given)
+    return node_defaults(cls.INPUT_TYPES(), **given)
 
 
 def _run(cls, **kw):
@@ -461,7 +449,7 @@ def test_synthetic_refiner_carries_performance_lora(tiny, gen):
 
 def _server_inputs(comfy, class_type, **given):
     info = comfy.object_info(class_type)[class_type]["input"]
-    return _defaults(info, **given)
+    return node_defaults(info, **given)
 
 
 def _txt2img(prefix):
